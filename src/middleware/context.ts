@@ -1,0 +1,113 @@
+/**
+ * The per-request context shared by the cloudsync-kit pieces.
+ *
+ * Every piece records its decisions here instead of on ad-hoc request
+ * properties, so a later step has one typed place to look. The context lives
+ * in a WeakMap keyed by the request: nothing leaks onto the request object
+ * and a piece used alone pays nothing for the others.
+ *
+ * This module holds types and one accessor only; importing it loads no piece.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** Connect-style continuation. Pass an error to skip to the error handler. */
+export type Next = (err?: unknown) => void
+
+/** A Connect / Express compatible middleware function. */
+export type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void
+
+/** A Connect / Express compatible error-handling middleware function. */
+export type ErrorMiddleware = (err: unknown, req: IncomingMessage, res: ServerResponse, next: Next) => void
+
+/** What the format-suffix piece recorded for a request with a `.json`/`.xml` suffix. */
+export interface FormatChoice {
+  /** The suffix as it appeared on the last path segment, e.g. `.json`. */
+  suffix: string
+  /** The media type the suffix stands for, e.g. `application/json`. */
+  type: string
+}
+
+/** The authenticated principal, as returned by the application's `lookup`. */
+export interface AuthUser {
+  id: string | number
+  name: string
+  admin?: boolean
+  enabled?: boolean
+}
+
+/** Session data persisted by a {@link SessionStore}. */
+export interface SessionRecord {
+  /** Authenticated user id, when logged in. */
+  userId?: string | number
+  /** Epoch ms when the session was created (absolute timeout). */
+  createdAt: number
+  /** Epoch ms of the last request that used it (idle timeout). */
+  lastSeenAt: number
+  /** Free-form values (e.g. the URL to return to after login). */
+  data: Record<string, unknown>
+}
+
+/**
+ * Where sessions live. Implementations must be safe to call concurrently and
+ * must treat ids as opaque strings. `ttlMs` is a hint for expiry housekeeping.
+ */
+export interface SessionStore {
+  get(id: string): Promise<SessionRecord | undefined>
+  set(id: string, record: SessionRecord, ttlMs: number): Promise<void>
+  destroy(id: string): Promise<void>
+  /** Drop every session of one user (password change, deletion). Optional. */
+  destroyByUser?(userId: string | number): Promise<void>
+}
+
+/** The live session of a request, as exposed by the session piece. */
+export interface SessionHandle {
+  readonly id: string
+  readonly record: SessionRecord
+  /** Issue a fresh id for the same data (call at login: prevents fixation). */
+  regenerate(): Promise<void>
+  /** Delete server-side and clear the cookie (logout). */
+  destroy(): Promise<void>
+  /** Persist changes made to `record`. */
+  save(): Promise<void>
+}
+
+/** Per-request decisions, filled in pipeline order. */
+export interface RequestContext {
+  /** format-suffix: the recorded `.json` / `.xml` suffix, if any. */
+  format?: FormatChoice
+  /** method-override: the method the client actually sent, when overridden. */
+  originalMethod?: string
+  /** session: the request's session (created lazily on login). */
+  session?: SessionHandle
+  /** authenticate: the principal. */
+  user?: AuthUser
+  /** authenticate: how the principal proved itself. */
+  authScheme?: 'basic' | 'session'
+  /** negotiate: the chosen response media type. */
+  responseType?: string
+  /** body: the parsed request body. */
+  body?: unknown
+  /** body: the media type the body was parsed as. */
+  bodyType?: string
+}
+
+const contexts = new WeakMap<IncomingMessage, RequestContext>()
+
+/** The context of `req`, created empty on first use. */
+export function contextOf(req: IncomingMessage): RequestContext {
+  let ctx = contexts.get(req)
+  if (ctx === undefined) {
+    ctx = {}
+    contexts.set(req, ctx)
+  }
+  return ctx
+}
+
+/** Request properties that Express and Connect set and the pieces honour. */
+export interface ConnectRequest extends IncomingMessage {
+  originalUrl?: string
+  originalMethod?: string
+  body?: unknown
+}
+
+export type { IncomingMessage, ServerResponse }

@@ -73,6 +73,8 @@ export interface SessionHandle {
 
 /** Per-request decisions, filled in pipeline order. */
 export interface RequestContext {
+  /** The path prefix the handling app is mounted at (`''` at the root). Set by composers such as `cloudsync()`. */
+  mountPath?: string
   /** format-suffix: the recorded `.json` / `.xml` suffix, if any. */
   format?: FormatChoice
   /** method-override: the method the client actually sent, when overridden. */
@@ -101,6 +103,27 @@ export function contextOf(req: IncomingMessage): RequestContext {
     contexts.set(req, ctx)
   }
   return ctx
+}
+
+/**
+ * The path prefix where the current app is mounted: the recorded
+ * `mountPath`, else Express's `req.baseUrl`, else the part of `originalUrl`
+ * that Connect stripped from `url`.
+ */
+export function mountPathOf(req: IncomingMessage): string {
+  const recorded = contextOf(req).mountPath
+  if (recorded !== undefined) return recorded
+  const r = req as ConnectRequest & { baseUrl?: unknown }
+  if (typeof r.baseUrl === 'string') return r.baseUrl
+  const original = pathOnly(r.originalUrl ?? req.url ?? '/')
+  const current = pathOnly(req.url ?? '/')
+  if (current === '/' ) return original.endsWith('/') ? original.slice(0, -1) : original
+  return original.endsWith(current) ? original.slice(0, original.length - current.length) : ''
+}
+
+function pathOnly(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
 }
 
 /** Request properties that Express and Connect set and the pieces honour. */

@@ -140,7 +140,8 @@ function instanceOf(req: IncomingMessage): string {
 export function toProblem(err: unknown, req: IncomingMessage, internalDetail: string): { problem: ProblemDocument; headers: Record<string, string | number | string[]> } {
   const http = asHttpError(err)
   const status = http?.status ?? 500
-  const detail = status >= 500 ? internalDetail : http!.detail
+  // Deliberate gateway answers (502, 503, 504) say what failed upstream; a 500 never says anything.
+  const detail = http === undefined || status === 500 ? internalDetail : http.detail
   return {
     problem: {
       type: http?.type ?? 'about:blank',
@@ -211,7 +212,7 @@ export function problemHandler(options: ProblemHandlerOptions = {}): ErrorMiddle
   const internalDetail = options.internalDetail ?? 'The server could not complete the request; the failure has been logged. Try again later.'
   return function problemErrorHandler(err: unknown, req: IncomingMessage, res: ServerResponse, _next: Next): void {
     const http = asHttpError(err)
-    if (http === undefined || http.status >= 500) log(err, req)
+    if (http === undefined || http.status === 500) log(err, req)
     sendProblem(http ?? err, req, res, internalDetail)
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * The complete CloudSync server (`npm start`): API, login page, client
+ * library and task engine on the embedded SQLite store.
+ *
+ * Environment:
+ *   PORT                      listening port (default 8080)
+ *   HOST                      listening address (default 127.0.0.1)
+ *   CLOUDSYNC_DATA            data directory (default ./data)
+ *   CLOUDSYNC_STORE_ROOTS     ':'-separated absolute directories for filesystem stores (default <data>/stores)
+ *   CLOUDSYNC_OUTBOUND_HOSTS  ','-separated host names the DuraCloud look-ups may contact (default: any)
+ *   CLOUDSYNC_PUBLIC_URL      public base URL when behind a proxy (optional)
+ *   CLOUDSYNC_TRUST_PROXY     "true" to honour X-Forwarded-Proto/Host (optional)
+ */
+import http from 'node:http'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { cloudsync } from '../src/index.js'
+import type { CloudSyncOptions, CloudSyncHandler } from '../src/index.js'
+
+function listFromEnv(value: string | undefined, separator: string): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  return value.split(separator).map((s) => s.trim()).filter((s) => s !== '')
+}
+
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): CloudSyncOptions {
+  const options: CloudSyncOptions = { dataDir: path.resolve(env.CLOUDSYNC_DATA ?? 'data') }
+  const roots = listFromEnv(env.CLOUDSYNC_STORE_ROOTS, ':')
+  if (roots !== undefined) options.storeRoots = roots
+  const hosts = listFromEnv(env.CLOUDSYNC_OUTBOUND_HOSTS, ',')
+  if (hosts !== undefined) options.outboundHosts = hosts
+  if (env.CLOUDSYNC_PUBLIC_URL) options.publicUrl = env.CLOUDSYNC_PUBLIC_URL
+  if (env.CLOUDSYNC_TRUST_PROXY === 'true') options.trustProxy = true
+  return options
+}
+
+export interface RunningServer {
+  server: http.Server
+  url: string
+  /** The CloudSync handler (its backend, readiness and close). */
+  handler: CloudSyncHandler
+  stop(): Promise<void>
+}
+
+/** Start the server; resolves once it listens. */
+export async function startServer(options: CloudSyncOptions, port: number, host: string): Promise<RunningServer> {
+  const handler = cloudsync(options)
+  await handler.ready
+  const server = http.createServer((req, res) => handler(req, res))
+  // Slow or stalled clients must not hold connections forever.
+  server.headersTimeout = 20_000
+  server.requestTimeout = 60_000
+  server.keepAliveTimeout = 5_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address() as { port: number }
+  const shownHost = host.includes(':') ? `[${host}]` : host
+  let stopping: Promise<void> | undefined
+  return {
+    server,
+    handler,
+    url: `http://${shownHost}:${address.port}/`,
+    stop: () => {
+      stopping ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+        server.closeIdleConnections()
+        await handler.close()
+        await closed
+      })()
+      return stopping
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 8080)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`PORT must be a port number, not "${process.env.PORT}"`)
+    process.exit(2)
+  }
+  const host = process.env.HOST ?? '127.0.0.1'
+  const running = await startServer(optionsFromEnv(), port, host)
+  console.log(`CloudSync listening on ${running.url}`)
+  const stop = (signal: string): void => {
+    console.log(`${signal} received: finishing requests and stopping`)
+    running.stop().then(() => process.exit(0), (err) => {
+      console.error('error while stopping', err)
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error('CloudSync failed to start:', err instanceof Error ? err.message : err)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,117 @@
+/**
+ * The object-store connector contract: what the task engine needs from a
+ * place that holds Fedora objects (CloudSync spec §5.7).
+ *
+ * The engine never looks at store records or paths itself; it asks
+ * {@link connectorFor} for a connector and speaks only this interface, so
+ * Fedora and DuraCloud connectors slot in without touching the engine.
+ */
+import type { Readable } from 'node:stream'
+import type { ObjectStoreRecord } from '../types.js'
+import type { FoxmlObject } from './foxml.js'
+import { filesystemConnector } from './filesystem.js'
+
+/** An object set, parsed (spec §4.4). */
+export type ObjectSetSpec =
+  | { type: 'pidPattern'; pattern: string }
+  | { type: 'pidList'; pids: string[] }
+  | { type: 'query'; queryType: 'iTQL' | 'SPARQL'; queryText: string }
+
+/** What writing an object did. */
+export type WriteOutcome = 'new' | 'replaced' | 'skipped'
+
+/**
+ * Supplies the content of one datastream version while an object is written.
+ * Rejects when the content cannot be had (the write then fails and leaves the
+ * destination as it was).
+ */
+export type ContentSource = (dsId: string, versionId: string) => Promise<Readable>
+
+export interface WriteOptions {
+  /** Replace an object that already exists (otherwise skip it). */
+  overwrite: boolean
+}
+
+export interface ObjectStoreConnector {
+  /** A short human description for log lines, e.g. `filesystem store /srv/x`. */
+  readonly description: string
+  /** Whether the object exists. Rejects on store errors (never "absent" for an error). */
+  exists(pid: string): Promise<boolean>
+  /** The parsed object, or undefined when it does not exist. Rejects when it exists but cannot be read. */
+  readObject(pid: string): Promise<FoxmlObject | undefined>
+  /** One datastream version's content, or undefined when the store has none for it. */
+  readContent(pid: string, dsId: string, versionId: string): Promise<Readable | undefined>
+  /**
+   * Write `obj` with the content of every version of every `M` datastream
+   * (taken from `contents`), content first and the object last. Existing and
+   * not overwriting → `'skipped'` without calling `contents`. The connector
+   * records where it put each managed version (its content location). On
+   * failure nothing that existed before is lost.
+   */
+  writeObject(obj: FoxmlObject, contents: ContentSource, options: WriteOptions): Promise<WriteOutcome>
+  /**
+   * The PIDs of `set` in this store, streamed (memory does not grow with the
+   * number of objects) and stopping as soon as `signal` aborts. Pattern sets
+   * yield only PIDs passing the syntax check (spec §5.6). Rejects for sets
+   * the store cannot evaluate (e.g. queries outside Fedora).
+   */
+  enumerate(set: ObjectSetSpec, signal: AbortSignal): AsyncIterable<string>
+}
+
+/** Options for connectors, given to the task engine as `storeOptions`. */
+export interface ConnectorOptions {
+  /**
+   * Temporary files older than this (ms) found while enumerating a filesystem
+   * store are leftovers of an interrupted write and are removed. Default 1 hour.
+   */
+  staleTempMs?: number
+}
+
+/** A store that this server cannot use; the run fails with its message. */
+export class UnsupportedStoreError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'UnsupportedStoreError'
+  }
+}
+
+/**
+ * The connector for a stored object-store record. Throws
+ * {@link UnsupportedStoreError} for store types this server does not support
+ * yet (`fedora`, `duracloud`), and a plain `Error` for unusable store data; a
+ * task run turns either into its `ERROR:` line.
+ *
+ * @example
+ * const store = connectorFor(await backend.getObjectStore(2), {})
+ * for await (const pid of store.enumerate({ type: 'pidPattern', pattern: '*' }, signal)) console.log(pid)
+ */
+export function connectorFor(record: ObjectStoreRecord, options: ConnectorOptions = {}): ObjectStoreConnector {
+  switch (record.type) {
+    case 'filesystem': {
+      const path = storeMember(record, 'path')
+      return filesystemConnector({ path, staleTempMs: options.staleTempMs })
+    }
+    case 'fedora':
+      throw new UnsupportedStoreError(`Object store "${record.name}" is a Fedora store, which is not supported by this server yet; use a filesystem store.`)
+    case 'duracloud':
+      throw new UnsupportedStoreError(`Object store "${record.name}" is a DuraCloud store, which is not supported by this server yet; use a filesystem store.`)
+    default:
+      throw new UnsupportedStoreError(`Object store "${String(record.name)}" has the unknown type "${String(record.type)}".`)
+  }
+}
+
+/** A required string member of the store's data JSON (numbers/booleans coerced [D22]). */
+function storeMember(record: ObjectStoreRecord, name: string): string {
+  let data: unknown
+  try {
+    data = JSON.parse(record.data)
+  } catch {
+    throw new Error(`Object store "${record.name}" has data that is not valid JSON; recreate the store.`)
+  }
+  const value = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>)[name] : undefined
+  const text = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value).trim() : ''
+  if (text === '' || !Object.hasOwn(data as object, name)) {
+    throw new Error(`Object store "${record.name}" has no "${name}" in its data; recreate the store.`)
+  }
+  return text
+}

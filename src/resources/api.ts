@@ -1,0 +1,148 @@
+/**
+ * The API dispatcher: route → 404/405 → authorize (403) → 415 → 406 →
+ * body (400/413) → operation → representation. Runs after authentication,
+ * method override and CSRF (spec §1.4 status precedence).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { contextOf } from '../middleware/context.js'
+import type { Middleware, Next } from '../middleware/context.js'
+import { HttpError } from '../middleware/problem.js'
+import { matchContentType, readBody } from '../middleware/body.js'
+import { chooseMediaType } from '../middleware/negotiate.js'
+import { sendCacheable } from '../middleware/security-headers.js'
+import { compileRoutes, matchRoute, methodNotAllowed, unknownPath } from './router.js'
+import type { CompiledRoute } from './router.js'
+import { API_ROUTES } from './routes.js'
+import { apiRoot, Links } from './links.js'
+import type { LinkOptions } from './links.js'
+import { consumed, produced, FORM_TYPE, TEXT_TYPE } from './media-types.js'
+import { serialize } from './representation.js'
+import type { ApiServices, Operation, Reply } from './operation.js'
+
+export interface ApiOptions extends LinkOptions {
+  services: ApiServices
+  /** Request body limit in bytes. */
+  bodyLimit: number
+  /** Runs the permission rules (403) for a matched route. */
+  authorize: Middleware
+}
+
+const TEXT_TYPES: readonly string[] = ['text/plain']
+const FORM_TYPES: readonly string[] = [FORM_TYPE]
+/** Set by the method-override step when the override value was refused; reported after routing (404 first). */
+export const OVERRIDE_ERROR = Symbol('cloudsync.overrideError')
+
+function runMiddleware(mw: Middleware, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => mw(req, res, (err?: unknown) => (err ? reject(err) : resolve())))
+}
+
+function pathBelow(url: string, apiPath: string): string {
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  return path.slice(apiPath.length)
+}
+
+async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
+  let size = 0
+  const chunks: Buffer[] = []
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) throw new HttpError(413, `The form is larger than ${limit} bytes.`, { code: 'body_too_large' })
+    chunks.push(chunk)
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'))
+}
+
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType: string | undefined): void {
+  if (reply.status === 204) {
+    res.statusCode = 204
+    res.end()
+    return
+  }
+  const isRead = req.method === 'GET' || req.method === 'HEAD'
+  if ('stream' in reply) {
+    res.statusCode = 200
+    res.setHeader('Content-Type', TEXT_TYPE)
+    res.setHeader('Cache-Control', 'no-store')
+    if (req.method === 'HEAD') {
+      (reply.stream as unknown as { destroy?: () => void }).destroy?.()
+      res.end()
+      return
+    }
+    reply.stream.on('error', () => res.destroy())
+    reply.stream.pipe(res)
+    return
+  }
+  if ('text' in reply) {
+    sendCacheable(req, res, reply.text, TEXT_TYPE, 200)
+    return
+  }
+  const text = serialize(reply.body, mediaType!)
+  if (reply.location !== undefined) res.setHeader('Location', reply.location)
+  if (reply.contentLocation !== undefined) res.setHeader('Content-Location', reply.contentLocation)
+  if (isRead) {
+    sendCacheable(req, res, text, mediaType!, reply.status)
+    return
+  }
+  res.statusCode = reply.status
+  res.setHeader('Content-Type', mediaType!)
+  res.setHeader('Content-Length', Buffer.byteLength(text))
+  res.setHeader('Cache-Control', 'no-store')
+  res.end(text)
+}
+
+async function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const ctx = contextOf(req)
+  const path = pathBelow(req.url ?? '/', options.apiPath)
+  const method = req.method ?? 'GET'
+  const match = matchRoute(routes, path, method)
+  if (match === undefined) throw unknownPath()
+  const overrideError = (ctx as Record<symbol, unknown>)[OVERRIDE_ERROR]
+  if (overrideError !== undefined) throw overrideError
+  if (method === 'OPTIONS') {
+    res.statusCode = 200
+    res.setHeader('Allow', match.route.allow)
+    res.setHeader('Content-Length', 0)
+    res.end()
+    return
+  }
+  const operation: Operation | undefined = match.operation
+  if (operation === undefined) throw methodNotAllowed(match.route, method)
+  if (!match.route.open) await runMiddleware(options.authorize, req, res)
+
+  const hasBody = operation.consumes !== undefined && (method === 'POST' || method === 'PATCH')
+  let bodyType: string | undefined
+  if (hasBody) {
+    bodyType = matchContentType(req, operation.consumes === 'form' ? FORM_TYPES : consumed(operation.consumes!))
+  }
+  let mediaType: string | undefined
+  if (operation.produces !== undefined) {
+    const types = operation.produces === 'text' ? TEXT_TYPES : produced(operation.produces)
+    mediaType = chooseMediaType(req, types)
+    if (mediaType === undefined) {
+      throw new HttpError(406, `This resource can only produce ${types.join(', ')}; send a matching Accept header or a .json/.xml suffix.`, { code: 'not_acceptable' })
+    }
+  }
+  let body: unknown
+  if (hasBody) {
+    body = operation.consumes === 'form'
+      ? await readForm(req, options.bodyLimit)
+      : await readBody(req, bodyType!, { limit: options.bodyLimit })
+  }
+  const links = new Links(apiRoot(req, ctx.mountPath ?? '', options), ctx.format?.suffix ?? '')
+  const reply = await operation.run({ req, res, params: match.params, user: ctx.user, body, links, services: options.services })
+  send(req, res, reply, mediaType)
+}
+
+/** The API handler: mount after authentication; errors go to `next(err)`. */
+export function apiHandler(options: ApiOptions): Middleware {
+  const routes = compileRoutes(API_ROUTES)
+  return function cloudsyncApi(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    dispatch(options, routes, req, res).catch(next)
+  }
+}
+
+/** Whether a path below the API root is open (needs no authentication). */
+export function isOpenApiPath(path: string): boolean {
+  return path === '/service'
+}

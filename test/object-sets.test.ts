@@ -1,0 +1,49 @@
+import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { filesystemConnector } from '../src/backend/stores/filesystem.js'
+import { enumerateObjectSet, parseObjectSet } from '../src/backend/tasks/object-sets.js'
+import { errorLine, finishedLine, LogContent } from '../src/backend/tasks/log-format.js'
+import { writeFixtureStore } from './fixtures/foxml-fixture.js'
+
+t.test('parseObjectSet', async (t) => {
+  t.same(parseObjectSet({ id: 1, name: 'All', type: 'pidPattern', data: ' demo:* ' }), { type: 'pidPattern', pattern: 'demo:*' })
+  t.same(parseObjectSet({ id: 2, name: 'L', type: 'pidList', data: 'a:1\n b:2 a:1' }), { type: 'pidList', pids: ['a:1', 'b:2', 'a:1'] })
+  t.same(parseObjectSet({ id: 3, name: 'Q', type: 'query', data: '{"queryType":"iTQL","queryText":"select $o"}' }), {
+    type: 'query',
+    queryType: 'iTQL',
+    queryText: 'select $o',
+  })
+  t.throws(() => parseObjectSet({ id: 3, name: 'Q', type: 'query', data: 'nope' }), /does not hold a valid query/)
+  t.throws(() => parseObjectSet({ id: 3, name: 'Q', type: 'query', data: '{"queryType":"sql","queryText":"x"}' }), /valid query/)
+  t.throws(() => parseObjectSet({ id: 3, name: 'Q', type: 'query', data: '{"queryType":"SPARQL","queryText":" "}' }), /valid query/)
+  t.throws(() => parseObjectSet({ id: 4, name: 'X', type: 'other' as never, data: '' }), /unknown type "other"/)
+})
+
+t.test('enumerateObjectSet streams a stored set from a store', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'sets-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await writeFixtureStore(dir, { count: 3, versions: 1, largeBytes: 10 })
+  const store = filesystemConnector({ path: dir })
+  const out: string[] = []
+  for await (const pid of enumerateObjectSet(store, { id: 1, name: 'All', type: 'pidPattern', data: '*' }, new AbortController().signal)) out.push(pid)
+  t.same(out.sort(), ['demo:1', 'demo:2', 'demo:3'])
+  const q = enumerateObjectSet(store, { id: 2, name: 'Q', type: 'query', data: '{"queryType":"SPARQL","queryText":"x"}' }, new AbortController().signal)
+  await t.rejects(q.next(), /Query object sets can only be evaluated by a Fedora object store/)
+})
+
+t.test('log lines and line discipline', async (t) => {
+  t.equal(errorLine('first\nsecond\r\n# not a heading'), 'ERROR: first\n  second\n  # not a heading\n', 'detail lines indented')
+  t.equal(errorLine('  '), 'ERROR: Unknown error\n')
+  t.equal(finishedLine('failed', new Date(Date.UTC(2011, 10, 2, 14, 15, 30, 5))), '# Finished (failed) at 2011-11-02T14:15:30.005Z\n')
+  const written: string[] = []
+  const log = new LogContent({ write: async (s) => void written.push(s), close: async () => undefined })
+  await log.open('Copying demo:1..')
+  t.ok(log.isLineOpen)
+  await log.line('# Paused at x', { ownLine: true })
+  await log.open('Copying demo:2..')
+  await log.line('ERROR: boom')
+  t.notOk(log.isLineOpen)
+  t.equal(written.join(''), 'Copying demo:1..\n# Paused at x\nCopying demo:2..ERROR: boom\n')
+})

@@ -10,6 +10,9 @@
  *   CLOUDSYNC_OUTBOUND_HOSTS  ','-separated host names the DuraCloud look-ups may contact (default: any)
  *   CLOUDSYNC_PUBLIC_URL      public base URL when behind a proxy (optional)
  *   CLOUDSYNC_TRUST_PROXY     "true" to honour X-Forwarded-Proto/Host (optional)
+ *   CLOUDSYNC_BASIC_CACHE     "off" to check HTTP Basic passwords on every request (no verification cache; for benchmarks)
+ *   CLOUDSYNC_HEADERS_TIMEOUT_MS  time a client has to send the request headers (default 20000)
+ *   CLOUDSYNC_REQUEST_TIMEOUT_MS  time a client has to send the whole request, body included (default 60000)
  */
 import http from 'node:http'
 import path from 'node:path'
@@ -30,7 +33,43 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): CloudSyncO
   if (hosts !== undefined) options.outboundHosts = hosts
   if (env.CLOUDSYNC_PUBLIC_URL) options.publicUrl = env.CLOUDSYNC_PUBLIC_URL
   if (env.CLOUDSYNC_TRUST_PROXY === 'true') options.trustProxy = true
+  if (env.CLOUDSYNC_BASIC_CACHE === 'off') options.basicAuthCache = false
   return options
+}
+
+/** Limits for slow or stalled clients; a client that misses one gets 408 and its connection is closed. */
+export interface ServerTimeouts {
+  /** Time to receive the request headers, in ms. Default 20 000. */
+  headersTimeoutMs?: number
+  /** Time to receive the whole request (headers and body), in ms. Default 60 000. */
+  requestTimeoutMs?: number
+  /** How long an idle keep-alive connection stays open, in ms. Default 5 000. */
+  keepAliveTimeoutMs?: number
+}
+
+const DEFAULT_TIMEOUTS: Required<ServerTimeouts> = { headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000 }
+
+function positiveMs(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  const ms = Number(value)
+  if (!Number.isSafeInteger(ms) || ms < 1) throw new TypeError(`${name} must be a positive number of milliseconds, not "${value}"`)
+  return ms
+}
+
+/**
+ * The slow-client limits from `CLOUDSYNC_HEADERS_TIMEOUT_MS` and
+ * `CLOUDSYNC_REQUEST_TIMEOUT_MS` (unset = the defaults).
+ *
+ * @example
+ * const running = await startServer(optionsFromEnv(), 8080, '127.0.0.1', timeoutsFromEnv())
+ */
+export function timeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): ServerTimeouts {
+  const timeouts: ServerTimeouts = {}
+  const headers = positiveMs(env.CLOUDSYNC_HEADERS_TIMEOUT_MS, 'CLOUDSYNC_HEADERS_TIMEOUT_MS')
+  const request = positiveMs(env.CLOUDSYNC_REQUEST_TIMEOUT_MS, 'CLOUDSYNC_REQUEST_TIMEOUT_MS')
+  if (headers !== undefined) timeouts.headersTimeoutMs = headers
+  if (request !== undefined) timeouts.requestTimeoutMs = request
+  return timeouts
 }
 
 export interface RunningServer {
@@ -42,14 +81,21 @@ export interface RunningServer {
 }
 
 /** Start the server; resolves once it listens. */
-export async function startServer(options: CloudSyncOptions, port: number, host: string): Promise<RunningServer> {
+export async function startServer(options: CloudSyncOptions, port: number, host: string, timeouts: ServerTimeouts = {}): Promise<RunningServer> {
+  const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = { ...DEFAULT_TIMEOUTS, ...timeouts }
+  // The request timeout covers the headers too, so it cannot be the shorter one.
+  const headersTimeout = Math.min(headersTimeoutMs, requestTimeoutMs)
   const handler = cloudsync(options)
   await handler.ready
-  const server = http.createServer((req, res) => handler(req, res))
-  // Slow or stalled clients must not hold connections forever.
-  server.headersTimeout = 20_000
-  server.requestTimeout = 60_000
-  server.keepAliveTimeout = 5_000
+  // Slow or stalled clients must not hold connections forever. Node checks the
+  // limits on a timer (default every 30 s): check often enough that a limit
+  // is enforced within about a quarter of its length.
+  const server = http.createServer({
+    headersTimeout,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(headersTimeout / 4)))
+  }, (req, res) => handler(req, res))
+  server.keepAliveTimeout = keepAliveTimeoutMs
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => resolve())
@@ -80,7 +126,7 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const host = process.env.HOST ?? '127.0.0.1'
-  const running = await startServer(optionsFromEnv(), port, host)
+  const running = await startServer(optionsFromEnv(), port, host, timeoutsFromEnv())
   console.log(`CloudSync listening on ${running.url}`)
   const stop = (signal: string): void => {
     console.log(`${signal} received: finishing requests and stopping`)

@@ -69,10 +69,17 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
   const apiPath = opts.apiPath
   const throttle = new LoginThrottle(opts.loginThrottle)
   const verify = async (name: string, password: string) => toAuthUser(await backend.verifyPassword(name, password))
-  const lookup = async (id: string | number) => {
-    const numeric = Number(id)
-    return Number.isSafeInteger(numeric) ? toAuthUser(await backend.getUser(numeric)) : undefined
-  }
+  // The SQLite backend can answer synchronously: authentication then needs no promise per request.
+  const getUserSync = (backend as { getUserSync?: (id: number) => UserRecord | undefined }).getUserSync?.bind(backend)
+  const lookup = getUserSync !== undefined
+    ? (id: string | number) => {
+        const numeric = Number(id)
+        return Number.isSafeInteger(numeric) ? toAuthUser(getUserSync(numeric)) : undefined
+      }
+    : async (id: string | number) => {
+        const numeric = Number(id)
+        return Number.isSafeInteger(numeric) ? toAuthUser(await backend.getUser(numeric)) : undefined
+      }
   const manager = opts.taskManager === false ? undefined : new TaskManager(backend, { ...opts.taskManager, log: (message: string) => opts.log(message) })
 
   const storeRoots: string[] = []

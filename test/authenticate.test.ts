@@ -276,6 +276,17 @@ t.test('unauthenticated requests: redirect for navigations, 401 with or without 
     t.equal(r.headers['set-cookie'], undefined, `${what}: no session created`)
   }
   t.equal(store.size, 3, 'only the three navigations created sessions')
+
+  // A forged cross-site form post is a navigation without the victim's (SameSite=Lax) cookie.
+  for (const [what, method, headers] of [
+    ['a POST navigation', 'POST', { 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Site': 'same-origin' }],
+    ['a cross-site GET navigation', 'GET', { 'Sec-Fetch-Mode': 'navigate', 'Sec-Fetch-Site': 'cross-site' }]
+  ] as const) {
+    const r = await request(port, method, '/api/rest/objectSets/1?_method=DELETE', headers)
+    t.equal(r.status, 302, `${what} still goes to the login page`)
+    t.equal(r.headers['set-cookie'], undefined, `${what} starts no session that would replace the victim's cookie`)
+  }
+  t.equal(store.size, 3, 'no session was created for them')
 })
 
 t.test('without a session piece the URL to return to travels in the query', async (t) => {

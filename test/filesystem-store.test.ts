@@ -1,4 +1,5 @@
 import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -14,6 +15,9 @@ import {
   objectPath,
   parseFileName,
   tempName,
+  tempOwner,
+  tempIncarnation,
+  adoptTempIncarnation,
 } from '../src/backend/stores/filesystem-layout.js'
 import { filesystemConnector, QUERY_UNSUPPORTED } from '../src/backend/stores/filesystem.js'
 import { parseFoxml } from '../src/backend/stores/foxml.js'
@@ -69,6 +73,8 @@ t.test('layout matches spec §5.7.1', async (t) => {
 })
 
 t.test('options are checked', async (t) => {
+  t.throws(() => filesystemConnector({ path: '/x', durable: 'yes' as never }), /"durable"/)
+  t.throws(() => filesystemConnector({ path: '/x', blocking: 1 as never }), /"blocking"/)
   t.throws(() => filesystemConnector({ path: 'relative/dir' }), TypeError)
   t.throws(() => filesystemConnector({ path: '/x', staleTempMs: -1 }), TypeError)
   t.throws(() => filesystemConnector({} as never), /"path"/)
@@ -259,4 +265,112 @@ t.test('content files are written before the object file', async (t) => {
   await dest.writeObject(obj, contents, { overwrite: false })
   t.notOk(objectVisibleDuringContent, 'the object appears only after all content is complete')
   t.ok(await dest.exists('demo:1'))
+})
+
+/** A temporary name made by another process, which has exited since. */
+function deadTempName(): string {
+  const mod = new URL('../src/backend/stores/filesystem-layout.ts', import.meta.url).href
+  const code = `const m = await import(${JSON.stringify(mod)}); console.log(m.tempName('demo%3A1'))`
+  const r = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(r.stderr)
+  return r.stdout.trim()
+}
+
+/** A temporary name made by another process, which keeps running until the test ends. */
+async function liveTempName(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  const mod = new URL('../src/backend/stores/filesystem-layout.ts', import.meta.url).href
+  const code = `const m = await import(${JSON.stringify(mod)}); console.log(m.tempName('demo%3A1')); setInterval(() => {}, 1000)`
+  const child = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => void child.kill('SIGKILL'))
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (out.includes('\n')) resolve(out.trim())
+    })
+    child.once('exit', () => reject(new Error('the writer exited early')))
+  })
+}
+
+t.test('temporaries of a writer that no longer runs are removed at once; others only when stale', async (t) => {
+  const dir = await tempDir(t)
+  await writeFixtureStore(dir, { count: 1, versions: 1, largeBytes: 10 })
+  const d = objectDir(dir, 'demo:1')
+  const dead = deadTempName()
+  const live = await liveTempName(t)
+  const own = tempName('demo%3A1')
+  t.equal(tempOwner(own), 'self')
+  t.equal(tempOwner(dead), 'dead', 'its writer has exited')
+  t.equal(tempOwner(live), 'unknown', 'its writer still runs')
+  t.equal(tempOwner('demo%3A1+~legacy-name.tmp'), 'unknown', 'names of other formats are judged by age')
+  for (const name of [dead, live, own]) await writeFile(join(d, name), 'partial')
+  t.same(await collect(filesystemConnector({ path: dir }), { type: 'pidPattern', pattern: '*' }), ['demo:1'], 'temporaries are never objects')
+  await t.rejects(stat(join(d, dead)), { code: 'ENOENT' }, 'the dead writer\'s temporary is gone')
+  await t.resolves(stat(join(d, live)), 'a live writer\'s temporary is left alone')
+  await t.resolves(stat(join(d, own)), 'our own is left alone')
+
+  // Worker threads take over their parent's token; anything else is ignored.
+  const token = tempIncarnation()
+  t.match(token, /^[0-9a-f]{12}$/)
+  adoptTempIncarnation('not a token')
+  t.equal(tempIncarnation(), token)
+  adoptTempIncarnation(token)
+  t.equal(tempOwner(tempName('x')), 'self')
+})
+
+t.test('blocking and durable connectors write the same store as the default one', async (t) => {
+  const src = await tempDir(t)
+  const fx = await writeFixtureStore(src, { count: 3, managed: (i) => i !== 1 })
+  const source = filesystemConnector({ path: src })
+  const stores = { plain: await tempDir(t), blocking: await tempDir(t), durable: await tempDir(t) }
+  const connectors = {
+    plain: filesystemConnector({ path: stores.plain }),
+    blocking: filesystemConnector({ path: stores.blocking, blocking: true }),
+    durable: filesystemConnector({ path: stores.durable, durable: true }),
+  }
+  for (const [kind, dest] of Object.entries(connectors)) {
+    for (const { pid } of fx) {
+      const obj = (await source.readObject(pid))!
+      t.equal(await dest.writeObject(obj, async (ds, v) => (await source.readContent(pid, ds, v))!, { overwrite: false }), 'new', `${kind} ${pid}`)
+    }
+  }
+  const files = await listFiles(stores.plain)
+  t.equal(files.length, 3 + 3 + 3, 'three objects, two of them with three versions')
+  for (const kind of ['blocking', 'durable'] as const) {
+    t.same(await listFiles(stores[kind]), files, `${kind}: same files`)
+    for (const f of files) t.same(await readFile(join(stores[kind], f)), await readFile(join(stores.plain, f)), `${kind}: ${f} identical`)
+  }
+  // Reads agree too.
+  const blocking = filesystemConnector({ path: src, blocking: true })
+  t.same(await blocking.readObject('demo:1'), await source.readObject('demo:1'))
+  t.equal(await blocking.exists('demo:2'), true)
+  t.equal(await blocking.exists('demo:9'), false)
+  t.same(await buffer((await blocking.readContent('demo:1', 'IMG', 'IMG.2'))!), fx[0]!.contents.get('IMG+IMG.2'))
+  t.same(await collect(blocking, { type: 'pidPattern', pattern: '*' }).then((p) => p.sort()), ['demo:1', 'demo:2', 'demo:3'])
+})
+
+t.test('content streams: read on demand, absent versions, vanished files, streamed writes', async (t) => {
+  const src = await tempDir(t)
+  const dst = await tempDir(t)
+  const [fx] = await writeFixtureStore(src, { count: 1 })
+  const store = filesystemConnector({ path: src })
+  // 70 000 bytes: more than one read.
+  t.same(await buffer((await store.readContent('demo:1', 'IMG', 'IMG.2'))!), fx!.contents.get('IMG+IMG.2'))
+  t.equal(await store.readContent('demo:1', 'IMG', 'IMG.9'), undefined, 'no such version')
+  t.equal(await store.readContent('demo:9', 'IMG', 'IMG.0'), undefined, 'no such object')
+  await mkdir(contentPath(src, 'demo:1', 'DIR', 'DIR.0'))
+  t.equal(await store.readContent('demo:1', 'DIR', 'DIR.0'), undefined, 'a directory is not content')
+  const unread = (await store.readContent('demo:1', 'IMG', 'IMG.0'))!
+  unread.destroy()
+  await new Promise((r) => unread.once('close', r))
+  t.pass('a stream destroyed unread closes cleanly')
+  const gone = (await store.readContent('demo:1', 'IMG', 'IMG.1'))!
+  await rm(contentPath(src, 'demo:1', 'IMG', 'IMG.1'))
+  await t.rejects(buffer(gone), { code: 'ENOENT' }, 'a file removed before reading makes the stream fail')
+
+  // A source that is not a file of a filesystem store is streamed.
+  const obj = (await store.readObject('demo:1'))!
+  const bytes = Buffer.from('streamed, not copied by path')
+  t.equal(await filesystemConnector({ path: dst }).writeObject(obj, async () => Readable.from([bytes]), { overwrite: false }), 'new')
+  t.same(await readFile(contentPath(dst, 'demo:1', 'IMG', 'IMG.0')), bytes)
 })

@@ -47,3 +47,50 @@ t.test('log lines and line discipline', async (t) => {
   t.notOk(log.isLineOpen)
   t.equal(written.join(''), 'Copying demo:1..\n# Paused at x\nCopying demo:2..ERROR: boom\n')
 })
+
+t.test('the start of a line is held back briefly, complete lines are written at once', async (t) => {
+  const written: string[] = []
+  let closed = false
+  const log = new LogContent({ write: async (s) => void written.push(s), close: async () => void (closed = true) })
+  await log.line('demo:1')
+  t.same(written, ['demo:1\n'], 'a complete line goes out at once')
+  await log.open('Copying demo:2..')
+  t.same(written, ['demo:1\n'], 'the start of a line waits for its end')
+  await log.line('OK (new in destination)')
+  t.same(written.at(-1), 'Copying demo:2..OK (new in destination)\n', 'start and end in one write')
+
+  await log.open('Copying demo:3..')
+  const waitedFrom = Date.now()
+  while (written.length < 3) await new Promise((r) => setTimeout(r, 5))
+  t.equal(written.at(-1), 'Copying demo:3..', 'a slow object shows its start on its own')
+  t.ok(Date.now() - waitedFrom < 1000, 'well under a second')
+  t.ok(log.isLineOpen)
+  await log.line('REPLACED (exists in destination)')
+  t.equal(written.at(-1), 'REPLACED (exists in destination)\n')
+
+  await log.append('Copying demo:4..OK (new in destination)\nCopying demo:5..')
+  t.equal(written.at(-1), 'Copying demo:4..OK (new in destination)\n', 'append: whole lines at once')
+  t.ok(log.isLineOpen, 'append: the rest is an open line')
+  await log.close()
+  t.equal(written.at(-1), 'Copying demo:5..', 'close writes what is held')
+  t.ok(closed)
+  t.equal(written.join(''), 'demo:1\nCopying demo:2..OK (new in destination)\nCopying demo:3..REPLACED (exists in destination)\nCopying demo:4..OK (new in destination)\nCopying demo:5..')
+})
+
+t.test('a failed held write surfaces at the next write', async (t) => {
+  let fail = true
+  let attempts = 0
+  const written: string[] = []
+  const log = new LogContent({
+    write: async (s) => {
+      attempts++
+      if (fail) throw new Error('disk full')
+      written.push(s)
+    },
+    close: async () => undefined,
+  })
+  await log.open('Copying demo:1..')
+  while (attempts === 0) await new Promise((r) => setTimeout(r, 5))
+  fail = false
+  await t.rejects(log.line('OK (new in destination)'), /disk full/)
+})

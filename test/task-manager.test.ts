@@ -100,7 +100,8 @@ async function setup(t: Teardown, options: { hooks?: Hooks; manager?: TaskManage
   const raw = openSqliteBackend({ dataDir: join(dir, 'data') })
   const backend = instrument(raw, options.hooks ?? {})
   const system: string[] = []
-  const manager = new TaskManager(backend, { intervalMs: 50, log: (m) => system.push(m), ...options.manager })
+  // In-process copies by default (gated log writes must hold the loop); test/api-task-runs.test.ts covers both modes.
+  const manager = new TaskManager(backend, { intervalMs: 50, log: (m) => system.push(m), workerThreads: false, ...options.manager })
   t.teardown(async () => {
     await manager.shutdown()
     await raw.close()
@@ -189,6 +190,9 @@ t.test('options are checked', async (t) => {
   t.throws(() => new TaskManager(backend, { intervalMs: Number.NaN }), TypeError)
   t.throws(() => new TaskManager(backend, { log: 'x' as never }), /"log"/)
   t.throws(() => new TaskManager(backend, { runners: { list: 1 as never } }), /"runners.list"/)
+  t.throws(() => new TaskManager(backend, { durable: 'yes' as never }), /"durable"/)
+  t.throws(() => new TaskManager(backend, { workerThreads: 1 as never }), /"workerThreads"/)
+  t.throws(() => new TaskManager(backend, { storeOptions: null as never }), /"storeOptions"/)
   t.throws(() => new TaskManager({} as never), /Backend/)
 })
 

@@ -2,6 +2,12 @@
 import path from 'node:path'
 import type { Backend } from '../backend/types.js'
 
+export interface TaskManagerTuning {
+  intervalMs?: number
+  durable?: boolean
+  workerThreads?: boolean
+}
+
 export interface CloudSyncOptions {
   /** Where the embedded SQLite database, task logs and default store root live. Default `./data`. Ignored when `backend` is given (except for the default store root). */
   dataDir?: string
@@ -17,8 +23,14 @@ export interface CloudSyncOptions {
   storeRoots?: string[]
   /** Host names the DuraCloud look-ups may contact; undefined = any host. */
   outboundHosts?: string[]
-  /** Run the task manager in this process. Default true. */
-  taskManager?: boolean | { intervalMs?: number }
+  /**
+   * Run the task manager in this process. Default true. An object tunes it:
+   * `intervalMs` (how often tasks are examined, default 5000), `durable`
+   * (fsync every copied file, for power-loss safety; default false) and
+   * `workerThreads` (copy between filesystem stores off the request thread;
+   * default true).
+   */
+  taskManager?: boolean | TaskManagerTuning
   /** Session cookie timeouts. */
   session?: { idleTimeoutMs?: number; absoluteTimeoutMs?: number; cookieName?: string }
   /** The HTTP Basic verification cache; `false` hashes every request. Default `{ max: 1000, ttlMs: 60000 }`. */
@@ -39,7 +51,7 @@ export interface ResolvedOptions {
   trustProxy: boolean
   storeRoots: string[]
   outboundHosts?: string[]
-  taskManager: false | { intervalMs?: number }
+  taskManager: false | TaskManagerTuning
   session: { idleTimeoutMs?: number; absoluteTimeoutMs?: number; cookieName?: string }
   basicAuthCache: false | { max?: number; ttlMs?: number }
   loginThrottle: { maxFailures?: number; windowMs?: number }

@@ -164,20 +164,25 @@ export function renderLoginPage(view: LoginView): string {
 <meta name="referrer" content="same-origin">
 <title>${heading}</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d1f23}
-main{max-width:22rem;margin:4rem auto;padding:2rem;background:#fff;border:1px solid #c9ccd1;border-radius:.5rem}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;font-size:15px;line-height:1.45;margin:0;background:#f4f5f7;color:#1d1f23;border-top:.5rem solid #123f78}
+main{max-width:22rem;margin:4rem auto;padding:2rem;background:#fff;border:1px solid #c9ccd1;border-radius:.5rem;box-shadow:0 2px 8px rgba(0,0,0,.08)}
+.mark{width:1.6rem;height:1.6rem;margin:0 0 .75rem;border-radius:50%;border:4px solid #1a5fb4;border-right-color:transparent;transform:rotate(-45deg)}
 h1{font-size:1.4rem;margin:0 0 1rem}
 label{display:block;margin:1rem 0 .25rem;font-weight:600}
 input{box-sizing:border-box;width:100%;padding:.5rem;font:inherit;border:1px solid #6b7079;border-radius:.25rem}
-input:focus,button:focus{outline:3px solid #1a5fb4;outline-offset:1px}
+input:focus-visible,button:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}
+input[aria-invalid=true]{border-color:#a4161a}
 button{margin-top:1.5rem;width:100%;padding:.6rem;font:inherit;font-weight:600;color:#fff;background:#1a5fb4;border:0;border-radius:.25rem;cursor:pointer}
+button:hover{background:#123f78}
 .notice:empty{display:none}
 .notice{margin:0 0 1rem;padding:.75rem;border-left:4px solid #b3261e;background:#fbeaea;color:#5c0f0b}
 .intro{margin:0 0 .5rem}
+@media (max-width:26rem){main{margin:1rem;padding:1.25rem}}
 </style>
 </head>
 <body>
 <main>
+<div class="mark" aria-hidden="true"></div>
 <h1>${heading}</h1>
 <p id="notice" class="notice" role="alert">${hasNotice ? escapeHtml(view.notice!) : ''}</p>
 <form method="post" action="${escapeHtml(view.action)}">

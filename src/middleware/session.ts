@@ -309,6 +309,9 @@ export function session(options: SessionOptions = {}): Middleware {
   }
   const plain = makeConfig(false)
   const tls = makeConfig(true)
+  // Optional synchronous read, e.g. SqliteSessionStore.getSync; not part of the SessionStore contract.
+  const syncStore = store as SessionStore & { getSync?: (id: string) => SessionRecord | undefined }
+  const getSync = typeof syncStore.getSync === 'function' ? syncStore.getSync.bind(store) : undefined
 
   return function sessionMiddleware(req: IncomingMessage, res: ServerResponse, next: Next): void {
     const ctx = contextOf(req)
@@ -323,7 +326,7 @@ export function session(options: SessionOptions = {}): Middleware {
       next()
       return
     }
-    store.get(id).then((record) => {
+    const attach = (record: SessionRecord | undefined): void => {
       const now = Date.now()
       if (!isLive(record, now, idleTimeoutMs, absoluteTimeoutMs)) {
         // Expired or corrupt: gone for good. The stale cookie is left alone:
@@ -338,6 +341,22 @@ export function session(options: SessionOptions = {}): Middleware {
           store.set(id, { ...record }, ttlOf(config, record, now)).catch(ignore)
         }
       }
+    }
+    if (getSync !== undefined) {
+      // A store that can answer at once (the SQLite one) saves a promise per request.
+      let record: SessionRecord | undefined
+      try {
+        record = getSync(id)
+        attach(record)
+      } catch (err) {
+        next(err)
+        return
+      }
+      next()
+      return
+    }
+    store.get(id).then((record) => {
+      attach(record)
       next()
     }, next)
   }

@@ -5,13 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { contextOf } from '../middleware/context.js'
-import type { Middleware, Next } from '../middleware/context.js'
+import type { Middleware, Next, RequestContext } from '../middleware/context.js'
 import { HttpError } from '../middleware/problem.js'
 import { matchContentType, readBody } from '../middleware/body.js'
 import { chooseMediaType } from '../middleware/negotiate.js'
 import { sendCacheable } from '../middleware/security-headers.js'
 import { compileRoutes, matchRoute, methodNotAllowed, unknownPath } from './router.js'
-import type { CompiledRoute } from './router.js'
+import type { CompiledRoute, Match } from './router.js'
 import { API_ROUTES } from './routes.js'
 import { apiRoot, Links } from './links.js'
 import type { LinkOptions } from './links.js'
@@ -31,10 +31,6 @@ const TEXT_TYPES: readonly string[] = ['text/plain']
 const FORM_TYPES: readonly string[] = [FORM_TYPE]
 /** Set by the method-override step when the override value was refused; reported after routing (404 first). */
 export const OVERRIDE_ERROR = Symbol('cloudsync.overrideError')
-
-function runMiddleware(mw: Middleware, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => mw(req, res, (err?: unknown) => (err ? reject(err) : resolve())))
-}
 
 function pathBelow(url: string, apiPath: string): string {
   const q = url.indexOf('?')
@@ -91,14 +87,19 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType
   res.end(text)
 }
 
-async function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * Route, check and run one API request. Everything up to the operation runs
+ * synchronously (authorization rules usually answer at once), so a typical
+ * read costs one promise: the operation's own.
+ */
+function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: IncomingMessage, res: ServerResponse, next: Next): void {
   const ctx = contextOf(req)
   const path = pathBelow(req.url ?? '/', options.apiPath)
   const method = req.method ?? 'GET'
   const match = matchRoute(routes, path, method)
-  if (match === undefined) throw unknownPath()
+  if (match === undefined) return next(unknownPath())
   const overrideError = (ctx as Record<symbol, unknown>)[OVERRIDE_ERROR]
-  if (overrideError !== undefined) throw overrideError
+  if (overrideError !== undefined) return next(overrideError)
   if (method === 'OPTIONS') {
     res.statusCode = 200
     res.setHeader('Allow', match.route.allow)
@@ -107,38 +108,61 @@ async function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], r
     return
   }
   const operation: Operation | undefined = match.operation
-  if (operation === undefined) throw methodNotAllowed(match.route, method)
-  if (!match.route.open) await runMiddleware(options.authorize, req, res)
+  if (operation === undefined) return next(methodNotAllowed(match.route, method))
+  if (match.route.open) return run(options, req, res, ctx, match, operation, method, next)
+  options.authorize(req, res, (err?: unknown) => {
+    if (err) return next(err)
+    run(options, req, res, ctx, match, operation, method, next)
+  })
+}
 
-  const hasBody = operation.consumes !== undefined && (method === 'POST' || method === 'PATCH')
-  let bodyType: string | undefined
-  if (hasBody) {
-    bodyType = matchContentType(req, operation.consumes === 'form' ? FORM_TYPES : consumed(operation.consumes!))
-  }
+/** 415 → 406 → body (400/413) → operation → representation (spec §1.4 order). */
+function run(options: ApiOptions, req: IncomingMessage, res: ServerResponse, ctx: RequestContext, match: Match, operation: Operation, method: string, next: Next): void {
+  let pending: Promise<Reply>
   let mediaType: string | undefined
-  if (operation.produces !== undefined) {
-    const types = operation.produces === 'text' ? TEXT_TYPES : produced(operation.produces)
-    mediaType = chooseMediaType(req, types)
-    if (mediaType === undefined) {
-      throw new HttpError(406, `This resource can only produce ${types.join(', ')}; send a matching Accept header or a .json/.xml suffix.`, { code: 'not_acceptable' })
+  try {
+    const hasBody = operation.consumes !== undefined && (method === 'POST' || method === 'PATCH')
+    let bodyType: string | undefined
+    if (hasBody) {
+      bodyType = matchContentType(req, operation.consumes === 'form' ? FORM_TYPES : consumed(operation.consumes!))
     }
+    if (operation.produces !== undefined) {
+      const types = operation.produces === 'text' ? TEXT_TYPES : produced(operation.produces)
+      mediaType = chooseMediaType(req, types)
+      if (mediaType === undefined) {
+        throw new HttpError(406, `This resource can only produce ${types.join(', ')}; send a matching Accept header or a .json/.xml suffix.`, { code: 'not_acceptable' })
+      }
+    }
+    const call = (body: unknown): Promise<Reply> => {
+      const links = new Links(apiRoot(req, ctx.mountPath ?? '', options), ctx.format?.suffix ?? '')
+      return operation.run({ req, res, params: match.params, user: ctx.user, body, links, services: options.services })
+    }
+    if (hasBody) {
+      const body = operation.consumes === 'form'
+        ? readForm(req, options.bodyLimit)
+        : readBody(req, bodyType!, { limit: options.bodyLimit })
+      pending = body.then(call)
+    } else {
+      pending = call(undefined)
+    }
+  } catch (err) {
+    next(err)
+    return
   }
-  let body: unknown
-  if (hasBody) {
-    body = operation.consumes === 'form'
-      ? await readForm(req, options.bodyLimit)
-      : await readBody(req, bodyType!, { limit: options.bodyLimit })
-  }
-  const links = new Links(apiRoot(req, ctx.mountPath ?? '', options), ctx.format?.suffix ?? '')
-  const reply = await operation.run({ req, res, params: match.params, user: ctx.user, body, links, services: options.services })
-  send(req, res, reply, mediaType)
+  pending.then((reply) => {
+    try {
+      send(req, res, reply, mediaType)
+    } catch (err) {
+      next(err)
+    }
+  }, next)
 }
 
 /** The API handler: mount after authentication; errors go to `next(err)`. */
 export function apiHandler(options: ApiOptions): Middleware {
   const routes = compileRoutes(API_ROUTES)
   return function cloudsyncApi(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    dispatch(options, routes, req, res).catch(next)
+    dispatch(options, routes, req, res, next)
   }
 }
 

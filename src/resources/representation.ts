@@ -59,19 +59,46 @@ function xmlFields(fields: Fields): string {
   return out
 }
 
-function jsonFields(fields: Fields): Fields {
-  let clean = true
-  for (const key in fields) if (fields[key] === undefined) { clean = false; break }
-  if (clean) return fields
-  const out: Fields = {}
-  for (const key in fields) if (fields[key] !== undefined) out[key] = fields[key]
-  return out
+// JSON is written by hand: entities are flat records of strings and booleans,
+// and concatenation is about twice as fast as JSON.stringify on fresh objects.
+// Strings that need escaping (quotes, backslashes, control characters,
+// surrogates) go through JSON.stringify, so the output is byte for byte the same.
+const JSON_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/
+const quotedKeys = new Map<string, string>()
+
+function jsonString(text: string): string {
+  return JSON_ESCAPE.test(text) ? JSON.stringify(text) : '"' + text + '"'
+}
+
+function jsonKey(key: string): string {
+  let quoted = quotedKeys.get(key)
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key) + ':'
+    // Keys are the resources' field names: a small fixed set.
+    if (quotedKeys.size < 256) quotedKeys.set(key, quoted)
+  }
+  return quoted
+}
+
+function jsonFields(fields: Fields): string {
+  let out = '{'
+  for (const key in fields) {
+    const value = fields[key]
+    const text = typeof value === 'string' ? jsonString(value) : typeof value === 'boolean' ? (value ? 'true' : 'false') : JSON.stringify(value)
+    // Like JSON.stringify, skip what JSON cannot carry (undefined).
+    if (text === undefined) continue
+    out += (out.length === 1 ? '' : ',') + jsonKey(key) + text
+  }
+  return out + '}'
 }
 
 /** Serialize a representation as JSON text. */
 export function toJson(body: Representation): string {
-  if (body.kind === 'entity') return JSON.stringify({ [body.root]: jsonFields(body.fields) })
-  return JSON.stringify({ [body.plural]: body.items.map(jsonFields) })
+  if (body.kind === 'entity') return '{' + jsonKey(body.root) + jsonFields(body.fields) + '}'
+  const items = body.items
+  let out = '{' + jsonKey(body.plural) + '['
+  for (let i = 0; i < items.length; i++) out += (i === 0 ? '' : ',') + jsonFields(items[i]!)
+  return out + ']}'
 }
 
 /** Serialize a representation as an XML document. */

@@ -17,7 +17,8 @@ export interface ChildServer {
 
 export function startChildServer(env: Record<string, string>, timeoutMs = 20_000): Promise<ChildServer> {
   const child = spawn(process.execPath, [SERVER_ENTRY], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
+    // The child runs the built dist/ files; their coverage (mapped back onto src/) would corrupt the suite's report.
+    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

@@ -7,7 +7,9 @@
  * any PID maps to exactly one safe file name: `/` and a trailing `.` are
  * always escaped, so no PID can climb out of its directory.
  */
-import { createHash } from 'node:crypto'
+import crypto, { createHash, randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { threadId } from 'node:worker_threads'
 import { join } from 'node:path'
 
 // Characters kept as-is; everything else is %XX per UTF-8 byte.
@@ -112,9 +114,15 @@ export function parseFileName(name: string): StoreFileName | undefined {
  * objectDir('/srv/store', 'demo:1') // '/srv/store/d9/59'
  */
 export function objectDir(base: string, pid: string): string {
-  const h = createHash('md5').update(pid, 'utf8').digest('hex')
+  const h = md5Hex(pid)
   return join(base, h.slice(0, 2), h.slice(2, 4))
 }
+
+// One-shot hashing (Node ≥ 20.12) is several times cheaper than a Hash object;
+// this runs for every object a walk meets.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
+const md5Hex: (text: string) => string =
+  typeof oneShot === 'function' ? (text) => oneShot('md5', text, 'hex') : (text) => createHash('md5').update(text, 'utf8').digest('hex')
 
 /**
  * File name of a PID's object (FOXML) file.
@@ -160,17 +168,54 @@ export function contentPath(base: string, pid: string, dsId: string, versionId: 
 // name contains it; the `+` keeps tools that only test for `+` from taking a
 // temporary file for an object.
 const TEMP_MARK = '+~'
+const TEMP_SUFFIX = '.tmp'
+// Who writes a temporary: host (short hash), process id and a token unique to
+// this process incarnation (a restarted server often gets its old pid back,
+// e.g. as pid 1 in a container). Enumeration uses it to tell a crashed
+// writer's leftovers from a write in progress (see `tempOwner`).
+const HOST_TAG = createHash('md5').update(hostname()).digest('hex').slice(0, 6)
+const PID_TAG = process.pid.toString(36)
+let INCARNATION = randomBytes(6).toString('hex')
+let TEMP_PREFIX = `${TEMP_MARK}${HOST_TAG}-${PID_TAG}-${INCARNATION}-`
+// Threads of one process share its token but not this counter.
+const THREAD_TAG = threadId === 0 ? '' : `${threadId.toString(36)}.`
 let tempCounter = 0
+
+/**
+ * This process incarnation's token in temporary names. Hand it to worker
+ * threads that write to stores (see {@link adoptTempIncarnation}), so that
+ * their temporaries count as the process's own.
+ *
+ * @example
+ * new Worker(url, { workerData: { tempIncarnation: tempIncarnation() } })
+ */
+export function tempIncarnation(): string {
+  return INCARNATION
+}
+
+/**
+ * In a worker thread: use the token of the thread that started it, so that
+ * no thread of this process takes another's temporaries for a crashed
+ * writer's leftovers. Ignored unless it looks like a token.
+ *
+ * @example
+ * adoptTempIncarnation(workerData.tempIncarnation)
+ */
+export function adoptTempIncarnation(token: string): void {
+  if (typeof token !== 'string' || !/^[0-9a-f]{12}$/.test(token)) return
+  INCARNATION = token
+  TEMP_PREFIX = `${TEMP_MARK}${HOST_TAG}-${PID_TAG}-${INCARNATION}-`
+}
 
 /**
  * A unique temporary name for writing `finalName` in the same directory.
  *
  * @example
- * tempName('demo%3A1') // e.g. 'demo%3A1+~1a2b-3-k9x.tmp'
+ * tempName('demo%3A1') // e.g. 'demo%3A1+~3fa9c1-1a2b-5e0c2d9a7b11-k9.tmp' (a worker thread adds its id: '…-2.k9.tmp')
  */
 export function tempName(finalName: string): string {
   tempCounter = (tempCounter + 1) % Number.MAX_SAFE_INTEGER
-  return `${finalName}${TEMP_MARK}${process.pid.toString(36)}-${tempCounter.toString(36)}-${Math.random().toString(36).slice(2, 8)}.tmp`
+  return `${finalName}${TEMP_PREFIX}${THREAD_TAG}${tempCounter.toString(36)}${TEMP_SUFFIX}`
 }
 
 /**
@@ -181,5 +226,33 @@ export function tempName(finalName: string): string {
  * isTempName('demo%3A1+DC+DC.0')   // false
  */
 export function isTempName(name: string): boolean {
-  return name.endsWith('.tmp') && name.includes(TEMP_MARK)
+  return name.endsWith(TEMP_SUFFIX) && name.includes(TEMP_MARK)
+}
+
+/**
+ * Who wrote a temporary file, as far as this process can tell:
+ * `'self'` — this process (a write in progress);
+ * `'dead'` — a process on this host that no longer runs, or an earlier
+ * incarnation of this process id (a crash leftover, safe to remove now);
+ * `'unknown'` — a live process, another host, or a name from an older
+ * version (judge by age).
+ *
+ * @example
+ * tempOwner(tempName('demo%3A1')) // 'self'
+ */
+export function tempOwner(name: string): 'self' | 'dead' | 'unknown' {
+  const at = name.lastIndexOf(TEMP_MARK)
+  if (at === -1 || !name.endsWith(TEMP_SUFFIX)) return 'unknown'
+  const [host, pid, incarnation] = name.slice(at + TEMP_MARK.length, -TEMP_SUFFIX.length).split('-')
+  if (host !== HOST_TAG || pid === undefined || incarnation === undefined || incarnation.length !== INCARNATION.length) return 'unknown'
+  if (incarnation === INCARNATION) return 'self'
+  if (pid === PID_TAG) return 'dead' // our pid, an earlier life
+  const n = parseInt(pid, 36)
+  if (!Number.isSafeInteger(n) || n <= 0) return 'unknown'
+  try {
+    process.kill(n, 0) // signal 0: only asks whether the process exists
+    return 'unknown'
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? 'dead' : 'unknown'
+  }
 }

@@ -10,13 +10,19 @@
  * - Writes are atomic per file and ordered content-first, object-last: every
  *   file is written to a temporary name, and only when all are complete are
  *   they renamed into place, the object file last. On failure only the
- *   temporaries are removed, never what existed before [D30].
+ *   temporaries are removed, never what existed before [D30]. A killed
+ *   process therefore never leaves a partial object; only `durable` adds the
+ *   flushes that protect against a power loss.
+ * - Content copied from another filesystem store is copied by path, in one
+ *   kernel call, instead of being streamed through JavaScript.
  */
 import { createWriteStream } from 'node:fs'
-import { mkdir, open, opendir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { open, readdir, rm, stat, unlink } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { asyncIo, blockingIo, lazyFileStream } from './fast-fs.js'
+import type { DirReader, FsIo } from './fast-fs.js'
 import { parseFoxml, serializeFoxml } from './foxml.js'
 import type { FoxmlObject } from './foxml.js'
 import {
@@ -27,6 +33,7 @@ import {
   objectFileName,
   parseFileName,
   tempName,
+  tempOwner,
 } from './filesystem-layout.js'
 import { compilePidPattern, isValidPid } from './pid.js'
 import type { ContentSource, ObjectSetSpec, ObjectStoreConnector, WriteOptions, WriteOutcome } from './types.js'
@@ -34,8 +41,25 @@ import type { ContentSource, ObjectSetSpec, ObjectStoreConnector, WriteOptions, 
 export interface FilesystemConnectorOptions {
   /** The store's base directory (`data.path`); must be absolute. */
   path: string
-  /** Remove temporary files older than this (ms) when enumeration meets them. Default 1 hour. */
+  /**
+   * Temporary files of a live writer older than this (ms) are removed when
+   * enumeration meets them. Default 1 hour. (Leftovers of a writer that no
+   * longer runs on this host are removed at once.)
+   */
   staleTempMs?: number
+  /**
+   * Flush every written file and its directory to stable storage before a
+   * write counts as done, so that copies survive a power loss or kernel
+   * crash. Default false: a killed process never leaves a partial object
+   * either way (files are completed under temporary names and renamed into
+   * place), and skipping the flushes makes copies many times faster.
+   */
+  durable?: boolean
+  /**
+   * Use blocking file calls. Only for a worker thread (they stall the event
+   * loop), where they save a thread-pool round trip per call. Default false.
+   */
+  blocking?: boolean
 }
 
 const DEFAULT_STALE_TEMP_MS = 60 * 60 * 1000
@@ -58,22 +82,39 @@ export function filesystemConnector(options: FilesystemConnectorOptions): Object
   if (typeof staleTempMs !== 'number' || !(staleTempMs >= 0)) {
     throw new TypeError('filesystemConnector: option "staleTempMs" must be a non-negative number of milliseconds')
   }
-  return new FilesystemStore(resolve(options.path), staleTempMs)
+  const durable = options.durable ?? false
+  if (typeof durable !== 'boolean') throw new TypeError('filesystemConnector: option "durable" must be a boolean')
+  const blocking = options.blocking ?? false
+  if (typeof blocking !== 'boolean') throw new TypeError('filesystemConnector: option "blocking" must be a boolean')
+  return new FilesystemStore({ path: resolve(options.path), staleTempMs, durable, blocking })
+}
+
+/**
+ * The options a filesystem connector was made with (path resolved, defaults
+ * filled in), or undefined for any other connector. Lets a runner recreate
+ * the same store elsewhere, e.g. in a worker thread.
+ *
+ * @example
+ * const fs = filesystemOptionsOf(dest) // { path: '/srv/x', staleTempMs: 3600000, durable: false, blocking: false }
+ */
+export function filesystemOptionsOf(connector: ObjectStoreConnector): Required<FilesystemConnectorOptions> | undefined {
+  return connector instanceof FilesystemStore ? { ...connector.options } : undefined
 }
 
 class FilesystemStore implements ObjectStoreConnector {
   readonly description: string
+  private readonly base: string
+  private readonly io: FsIo
 
-  constructor(
-    private readonly base: string,
-    private readonly staleTempMs: number,
-  ) {
-    this.description = `filesystem store ${base}`
+  constructor(readonly options: Required<FilesystemConnectorOptions>) {
+    this.base = options.path
+    this.io = options.blocking ? blockingIo : asyncIo
+    this.description = `filesystem store ${this.base}`
   }
 
   async exists(pid: string): Promise<boolean> {
     try {
-      return (await stat(this.objectPath(pid))).isFile()
+      return (await this.io.stat(this.objectPath(pid))).isFile()
     } catch (err) {
       if (isMissing(err)) return false
       throw storeError(`Cannot check whether ${pid} exists in the ${this.description}`, err)
@@ -83,7 +124,7 @@ class FilesystemStore implements ObjectStoreConnector {
   async readObject(pid: string): Promise<FoxmlObject | undefined> {
     let text: string
     try {
-      text = await readFile(this.objectPath(pid), 'utf8')
+      text = await this.io.readText(this.objectPath(pid))
     } catch (err) {
       if (isMissing(err)) return undefined
       throw storeError(`Cannot read ${pid} from the ${this.description}`, err)
@@ -97,58 +138,81 @@ class FilesystemStore implements ObjectStoreConnector {
   async readContent(pid: string, dsId: string, versionId: string): Promise<Readable | undefined> {
     const path = join(objectDir(this.base, pid), contentFileName(pid, dsId, versionId))
     try {
-      // Open first so that "absent" is known before a stream is handed out.
-      const handle = await open(path, 'r')
-      return handle.createReadStream()
+      if (!(await this.io.stat(path)).isFile()) return undefined
     } catch (err) {
       if (isMissing(err)) return undefined
       throw storeError(`Cannot read ${pid} datastream ${dsId} version ${versionId} from the ${this.description}`, err)
     }
+    // Opened only if read: another filesystem store copies it by path instead.
+    const stream: LocalContent = lazyFileStream(path)
+    stream[LOCAL_PATH] = path
+    return stream
   }
 
   async writeObject(obj: FoxmlObject, contents: ContentSource, options: WriteOptions): Promise<WriteOutcome> {
     const pid = obj.pid
-    const existed = await this.exists(pid)
-    if (existed && !options.overwrite) return 'skipped'
     const dir = objectDir(this.base, pid)
+    let created: string | undefined
     try {
-      await mkdir(dir, { recursive: true })
+      created = await this.io.mkdirp(dir)
     } catch (err) {
       throw storeError(`Cannot create the directory for ${pid} in the ${this.description}`, err)
     }
+    // A directory made just now holds no object: no need to ask.
+    const existed = created === undefined && (await this.exists(pid))
+    if (existed && !options.overwrite) return 'skipped'
 
-    const pending: Array<{ temp: string; final: string }> = []
+    const stored = withInternalLocations(obj)
+    const contentFiles: Array<{ temp: string; final: string }> = []
+    const jobs: Array<() => Promise<void>> = []
     const written = new Set<string>()
+    for (const ds of obj.datastreams) {
+      if (ds.controlGroup !== 'M') continue
+      for (const v of ds.versions) {
+        const name = contentFileName(pid, ds.id, v.id)
+        const file = { temp: join(dir, tempName(name)), final: join(dir, name) }
+        contentFiles.push(file)
+        written.add(name)
+        jobs.push(async () => this.writeContent(file.temp, await contents(ds.id, v.id)))
+      }
+    }
+    const objectFile = { temp: join(dir, tempName(objectFileName(pid))), final: join(dir, objectFileName(pid)) }
+    jobs.push(() => this.io.writeNewFile(objectFile.temp, serializeFoxml(stored), this.options.durable))
+    const temps = [...contentFiles, objectFile]
+    let renamed = 0
     try {
-      const stored = withInternalLocations(obj)
-      for (const ds of obj.datastreams) {
-        if (ds.controlGroup !== 'M') continue
-        for (const v of ds.versions) {
-          const name = contentFileName(pid, ds.id, v.id)
-          const temp = join(dir, tempName(name))
-          pending.push({ temp, final: join(dir, name) })
-          written.add(name)
-          const source = await contents(ds.id, v.id)
-          await pipeline(source, createWriteStream(temp, { flags: 'wx', flush: true }))
-        }
-      }
-      const name = objectFileName(pid)
-      const temp = join(dir, tempName(name))
-      pending.push({ temp, final: join(dir, name) })
-      await writeFile(temp, serializeFoxml(stored), { flag: 'wx', flush: true })
-      // Everything is on disk: move into place, the object file last.
-      while (pending.length > 0) {
-        const next = pending[0]!
-        await rename(next.temp, next.final)
-        pending.shift()
-      }
+      // Every file goes to its temporary name first (a few at a time); only
+      // when all are complete do they move into place, the object file last.
+      await runLimited(jobs, WRITE_CONCURRENCY)
+      await Promise.all(contentFiles.map((f) => this.io.rename(f.temp, f.final).then(() => void renamed++)))
+      // The renames live in the directory: flush it, so that the object file
+      // can never outlive its content on a power loss.
+      if (this.options.durable) await syncPath(dir)
+      await this.io.rename(objectFile.temp, objectFile.final)
+      renamed++
+      if (this.options.durable) await syncPath(dir)
     } catch (err) {
-      await Promise.all(pending.map((p) => rm(p.temp, { force: true }).catch(() => undefined)))
+      if (renamed < temps.length) await Promise.all(temps.map((f) => rm(f.temp, { force: true }).catch(() => undefined)))
       if (err instanceof Error && !isFsError(err)) throw err
       throw storeError(`Cannot write ${pid} to the ${this.description}`, err)
     }
     if (existed) await this.removeStaleContent(dir, pid, written)
     return existed ? 'replaced' : 'new'
+  }
+
+  /** One version's content to its temporary file. */
+  private async writeContent(temp: string, source: Readable): Promise<void> {
+    const local = (source as LocalContent)[LOCAL_PATH]
+    if (local === undefined) {
+      await pipeline(source, createWriteStream(temp, { flags: 'wx', flush: this.options.durable }))
+      return
+    }
+    try {
+      await this.io.copyNewFile(local, temp)
+    } finally {
+      source.destroy() // never opened: nothing to close
+    }
+    if (this.options.durable) await syncPath(temp)
   }
 
   async *enumerate(set: ObjectSetSpec, signal: AbortSignal): AsyncGenerator<string> {
@@ -169,9 +233,9 @@ class FilesystemStore implements ObjectStoreConnector {
   /** Every object PID under `dir`, in directory order. */
   private async *walk(dir: string, signal: AbortSignal): AsyncGenerator<string> {
     if (signal.aborted) return
-    let handle
+    let handle: DirReader
     try {
-      handle = await opendir(dir)
+      handle = await this.io.opendir(dir)
     } catch (err) {
       if (dir === this.base) {
         if (isMissing(err)) throw new Error(`The directory of the ${this.description} does not exist; create it or recreate the store.`)
@@ -181,28 +245,33 @@ class FilesystemStore implements ObjectStoreConnector {
       throw storeError(`Cannot list ${dir} in the ${this.description}`, err)
     }
     // Leaving this loop early (abort, consumer stopped) closes the directory.
-    for await (const entry of handle) {
-      if (signal.aborted) return
-      const name = entry.name
-      if (entry.isDirectory()) {
-        yield* this.walk(join(dir, name), signal)
-      } else if (entry.isFile()) {
-        if (name.includes('+')) {
-          if (isTempName(name)) await this.removeIfStale(join(dir, name))
-          continue
+    try {
+      for (let entry = await handle.read(); entry !== null; entry = await handle.read()) {
+        if (signal.aborted) return
+        const name = entry.name
+        if (entry.isDirectory()) {
+          yield* this.walk(join(dir, name), signal)
+        } else if (entry.isFile()) {
+          if (name.includes('+')) {
+            if (isTempName(name)) await this.removeIfStale(join(dir, name), name)
+            continue
+          }
+          const parsed = parseFileName(name)
+          // A file outside its hashed directory is not where exists()/readObject() look.
+          if (parsed?.kind === 'object' && objectDir(this.base, parsed.pid) === dir) yield parsed.pid
         }
-        const parsed = parseFileName(name)
-        // A file outside its hashed directory is not where exists()/readObject() look.
-        if (parsed?.kind === 'object' && objectDir(this.base, parsed.pid) === dir) yield parsed.pid
       }
+    } finally {
+      await handle.close().catch(() => undefined)
     }
   }
 
-  /** Remove a leftover temporary file of an interrupted write. */
-  private async removeIfStale(path: string): Promise<void> {
+  /** Remove a leftover temporary file of an interrupted write (never one being written). */
+  private async removeIfStale(path: string, name: string): Promise<void> {
     try {
-      const info = await stat(path)
-      if (Date.now() - info.mtimeMs > this.staleTempMs) await unlink(path)
+      // A crashed writer's leftovers go at once; anything else only once it is old.
+      if (tempOwner(name) !== 'dead' && Date.now() - (await stat(path)).mtimeMs <= this.options.staleTempMs) return
+      await unlink(path)
     } catch {
       // Gone already, or not ours to remove: enumeration goes on.
     }
@@ -242,6 +311,42 @@ function withInternalLocations(obj: FoxmlObject): FoxmlObject {
             }),
           },
     ),
+  }
+}
+
+/** A stream over a file of a filesystem store, carrying the file's path. */
+const LOCAL_PATH = Symbol('cloudsync.localContentPath')
+type LocalContent = Readable & { [LOCAL_PATH]?: string }
+
+/** Temporary files written at once per object. */
+const WRITE_CONCURRENCY = 4
+
+/** Run `jobs` with at most `limit` in flight; rejects with the first failure in job order, after all have settled. */
+async function runLimited(jobs: Array<() => Promise<void>>, limit: number): Promise<void> {
+  const results: Array<PromiseSettledResult<void>> = new Array(jobs.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++
+      try {
+        results[i] = { status: 'fulfilled', value: await jobs[i]!() }
+      } catch (reason) {
+        results[i] = { status: 'rejected', reason }
+        next = jobs.length // start nothing new after a failure
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker))
+  for (const r of results) if (r?.status === 'rejected') throw r.reason
+}
+
+/** fsync a file or directory. */
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
   }
 }
 

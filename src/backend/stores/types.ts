@@ -65,6 +65,12 @@ export interface ConnectorOptions {
    * store are leftovers of an interrupted write and are removed. Default 1 hour.
    */
   staleTempMs?: number
+  /**
+   * Flush written files and directories to stable storage (fsync), so that
+   * copies survive a power loss. Default false: a killed server never leaves
+   * a partial object either way; flushing makes copies much slower.
+   */
+  durable?: boolean
 }
 
 /** A store that this server cannot use; the run fails with its message. */
@@ -89,7 +95,7 @@ export function connectorFor(record: ObjectStoreRecord, options: ConnectorOption
   switch (record.type) {
     case 'filesystem': {
       const path = storeMember(record, 'path')
-      return filesystemConnector({ path, staleTempMs: options.staleTempMs })
+      return filesystemConnector({ path, staleTempMs: options.staleTempMs, durable: options.durable })
     }
     case 'fedora':
       throw new UnsupportedStoreError(`Object store "${record.name}" is a Fedora store, which is not supported by this server yet; use a filesystem store.`)

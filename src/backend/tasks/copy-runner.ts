@@ -5,21 +5,26 @@
  * lines [D29]. Any error ends the whole run as `Failed`; the open line then
  * gets the `ERROR:` right after its `..`.
  */
-import { Readable } from 'node:stream'
-import { convertToManaged, hasManagedDatastream } from '../stores/foxml.js'
 import type { FoxmlObject } from '../stores/foxml.js'
-import type { ObjectStoreConnector, WriteOutcome } from '../stores/types.js'
-import { COPY_OUTCOME, copyingPrefix } from './log-format.js'
-import { enumerateObjectSet } from './object-sets.js'
-import { connectorOf, objectSetOf, taskDataOf, TaskRunError } from './runner.js'
+import type { ObjectStoreConnector } from '../stores/types.js'
+import { copyObject } from './copy-object.js'
+import type { CopyFlags } from './copy-object.js'
+import { runCopyInWorker } from './copy-offload.js'
+import { copyingPrefix } from './log-format.js'
+import { enumerateObjectSet, parseObjectSet } from './object-sets.js'
+import { connectorOf, objectSetOf, taskDataOf } from './runner.js'
 import type { RunContext } from './runner.js'
-import type { CopyTaskData } from './task-data.js'
 
-const WRITE_OUTCOME: Record<WriteOutcome, string> = {
-  new: COPY_OUTCOME.new,
-  replaced: COPY_OUTCOME.replaced,
-  skipped: COPY_OUTCOME.exists,
+export { copyObject } from './copy-object.js'
+export type { CopyFlags } from './copy-object.js'
+
+interface Next {
+  pid: string
+  /** The source object, read ahead. */
+  obj: Promise<FoxmlObject | undefined>
 }
+
+function ignore(): void {}
 
 /**
  * The body of a copy run.
@@ -40,51 +45,42 @@ export async function runCopy(ctx: RunContext): Promise<void> {
   const query = await connector(data.queryStoreId)
   const source = await connector(data.sourceStoreId)
   const dest = await connector(data.destStoreId)
-
-  for await (const pid of enumerateObjectSet(query, set, ctx.signal)) {
-    await ctx.checkpoint()
-    await ctx.log.open(copyingPrefix(pid))
-    await ctx.log.line(await copyObject(pid, source, dest, data))
-    await ctx.checkpoint()
+  const flags: CopyFlags = {
+    overwrite: data.overwrite,
+    includeManaged: data.includeManaged,
+    copyExternal: data.copyExternal,
+    copyRedirect: data.copyRedirect,
   }
-}
+  // Between filesystem stores the loop runs in a worker thread (same lines, same checkpoints).
+  // (It needs onSignal to call the worker to a checkpoint.)
+  if (ctx.workerThreads !== false && ctx.onSignal !== undefined && (await runCopyInWorker(ctx, { query, source, dest }, parseObjectSet(set), flags))) return
 
-/**
- * Copy one object; the outcome text for its log line (spec §5.4).
- *
- * @example
- * await copyObject('demo:1', source, dest, data) // 'OK (new in destination)'
- */
-export async function copyObject(
-  pid: string,
-  source: ObjectStoreConnector,
-  dest: ObjectStoreConnector,
-  flags: Pick<CopyTaskData, 'overwrite' | 'includeManaged' | 'copyExternal' | 'copyRedirect'>,
-): Promise<string> {
-  const obj = await source.readObject(pid)
-  if (obj === undefined) return COPY_OUTCOME.absent
-  // Judged on the source object, before any E/R conversion.
-  if (!flags.includeManaged && hasManagedDatastream(obj)) return COPY_OUTCOME.managed
-  const out = convertToManaged(obj, { external: flags.copyExternal, redirect: flags.copyRedirect })
-  const outcome = await dest.writeObject(out, (dsId, versionId) => contentOf(source, obj, dsId, versionId), {
-    overwrite: flags.overwrite,
-  })
-  return WRITE_OUTCOME[outcome]
-}
-
-/** One version's content from the source, or an error naming it [D40]. */
-async function contentOf(source: ObjectStoreConnector, obj: FoxmlObject, dsId: string, versionId: string): Promise<Readable> {
-  const stream = await source.readContent(obj.pid, dsId, versionId)
-  if (stream !== undefined) return stream
-  const ds = obj.datastreams.find((d) => d.id === dsId)
-  // Archive-style FOXML may carry managed content inline.
-  const inline = ds?.versions.find((v) => v.id === versionId)?.binaryContent
-  if (inline !== undefined) return Readable.from([Buffer.from(inline, 'base64')])
-  const what = `${obj.pid} datastream ${dsId} version ${versionId}`
-  throw new TaskRunError(
-    ds?.controlGroup === 'E' || ds?.controlGroup === 'R'
-      ? `The source store cannot supply the content of ${what} (${ds.controlGroup === 'E' ? 'an External' : 'a Redirect'} datastream); ` +
-          'turn off copyExternal/copyRedirect or copy from a store that can fetch it.'
-      : `The source store has no content for ${what}; repair the object in the source store or leave it out of the set.`,
-  )
+  // Look ahead by one object: while one object is copied, the next PID is
+  // enumerated (and, in-process, its source object read and parsed). Only
+  // reads run ahead, so a checkpoint still sits between any two writes.
+  const pids = enumerateObjectSet(query, set, ctx.signal)[Symbol.asyncIterator]()
+  const pull = async (): Promise<Next | undefined> => {
+    const next = await pids.next()
+    if (next.done === true) return undefined
+    const obj = source.readObject(next.value)
+    obj.catch(ignore) // observed when its turn comes (or never, after a cancel)
+    return { pid: next.value, obj }
+  }
+  let ahead = pull()
+  try {
+    for (;;) {
+      const current = await ahead
+      if (current === undefined) break
+      ahead = pull()
+      ahead.catch(ignore)
+      await ctx.checkpoint()
+      await ctx.log.open(copyingPrefix(current.pid))
+      await ctx.log.line(await copyObject(current.pid, source, dest, flags, current.obj))
+      await ctx.checkpoint()
+    }
+  } finally {
+    // Stop the enumeration (after any look-ahead in progress).
+    await ahead.catch(ignore)
+    await pids.return?.(undefined)
+  }
 }

@@ -84,8 +84,16 @@ export function copyingPrefix(pid: string): string {
   return `Copying ${pid}..`
 }
 
+/** How long the start of a line (`Copying <pid>..`) may wait for its end before it is written alone. */
+const HOLD_MS = 50
+
 /**
  * Appends to a task log's content and knows whether a line is open.
+ *
+ * The start of a line is held back briefly: when its end follows within
+ * 50 ms (the usual case, a small object copied) the whole line goes out in
+ * one write; otherwise the start is written on its own, so a long copy still
+ * shows `Copying <pid>..` while it runs. Complete lines are written at once.
  *
  * @example
  * const log = new LogContent(await backend.openTaskLogContent(id))
@@ -95,6 +103,9 @@ export function copyingPrefix(pid: string): string {
  */
 export class LogContent {
   private lineOpen: boolean
+  private held = ''
+  private holdTimer: NodeJS.Timeout | undefined
+  private heldWrite: Promise<void> | undefined
 
   /** `lineOpen`: whether the content written so far ends inside a line. */
   constructor(
@@ -106,8 +117,18 @@ export class LogContent {
 
   /** Write text that does not end the line (e.g. `Copying <pid>..`). */
   async open(text: string): Promise<void> {
-    await this.writer.write(text)
-    this.lineOpen = text.length > 0 ? !text.endsWith('\n') : this.lineOpen
+    if (text.length === 0) return
+    if (text.endsWith('\n')) return this.line(text)
+    this.held += text
+    this.lineOpen = true
+    this.holdTimer ??= setTimeout(() => {
+      this.holdTimer = undefined
+      const out = this.held
+      this.held = ''
+      // A failure surfaces at the next write or at close().
+      this.heldWrite = this.writer.write(out)
+      this.heldWrite.catch(() => undefined)
+    }, HOLD_MS).unref()
   }
 
   /**
@@ -117,8 +138,20 @@ export class LogContent {
    */
   async line(text: string, options?: { ownLine?: boolean }): Promise<void> {
     const body = text.endsWith('\n') ? text : text + '\n'
-    await this.writer.write(options?.ownLine === true && this.lineOpen ? '\n' + body : body)
+    const out = this.takeHeld() + (options?.ownLine === true && this.lineOpen ? '\n' + body : body)
     this.lineOpen = false
+    await this.settleHeldWrite()
+    await this.writer.write(out)
+  }
+
+  /**
+   * Write text as it is: any number of complete lines, possibly followed by
+   * the start of a line (which is held back like {@link open}).
+   */
+  async append(text: string): Promise<void> {
+    const end = text.lastIndexOf('\n') + 1
+    if (end > 0) await this.line(text.slice(0, end))
+    if (end < text.length) await this.open(text.slice(end))
   }
 
   /** Whether the content ends inside a line. */
@@ -126,7 +159,30 @@ export class LogContent {
     return this.lineOpen
   }
 
-  close(): Promise<void> {
-    return this.writer.close()
+  /** Write what is held back, then close the content. */
+  async close(): Promise<void> {
+    const rest = this.takeHeld()
+    try {
+      await this.settleHeldWrite()
+      if (rest.length > 0) await this.writer.write(rest)
+    } finally {
+      await this.writer.close()
+    }
+  }
+
+  private takeHeld(): string {
+    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer)
+    this.holdTimer = undefined
+    const out = this.held
+    this.held = ''
+    return out
+  }
+
+  /** Writes stay in order: wait for a held start that the timer sent (and report its failure). */
+  private async settleHeldWrite(): Promise<void> {
+    const pending = this.heldWrite
+    if (pending === undefined) return
+    this.heldWrite = undefined
+    await pending
   }
 }

@@ -31,11 +31,24 @@ export interface RunContext {
   readonly signal: AbortSignal
   readonly storeOptions: ConnectorOptions
   /**
+   * Whether the body may do its work in a worker thread (the manager's
+   * `workerThreads`; absent = yes). A copy that runs in a worker thread calls
+   * `checkpoint()` only when a signal is pending: a wrapper whose checkpoint
+   * must run between all objects sets this to false.
+   */
+  readonly workerThreads?: boolean
+  /**
    * Observe signals: returns at once when none is pending, waits while
    * paused, and throws (ending the run as `Canceled`) on cancel. Call it
    * between log lines, never inside one [D29].
    */
   checkpoint(): Promise<void>
+  /**
+   * Be told at once when a signal arrives (before the next checkpoint acts
+   * on it), e.g. to ask work running elsewhere to come to a checkpoint.
+   * Returns a function that removes the listener.
+   */
+  onSignal?(listener: (signal: RunSignal) => void): () => void
 }
 
 /** The body of a run (spec §5.3 / §5.4). Rejecting fails the run. */
@@ -50,6 +63,8 @@ export interface TaskRunnerOptions {
   log: LogContent
   body: RunBody
   storeOptions?: ConnectorOptions
+  /** Let the body work in a worker thread. Default true. */
+  workerThreads?: boolean
   /** While paused, re-read the task state at least this often (ms). Default 5000. */
   recheckMs?: number
   /** System log for problems that cannot go into the task log. */
@@ -83,6 +98,7 @@ export class TaskRunner {
   private isPaused = false
   private wakeup: (() => void) | undefined
   private started = false
+  private readonly listeners = new Set<(signal: RunSignal) => void>()
 
   constructor(options: TaskRunnerOptions) {
     this.options = options
@@ -102,20 +118,32 @@ export class TaskRunner {
     const wake = this.wakeup
     this.wakeup = undefined
     wake?.()
+    for (const listener of this.listeners) {
+      try {
+        listener(signal)
+      } catch (err) {
+        this.report('a signal listener failed', err)
+      }
+    }
   }
 
   /** Run to the end; resolves with the result once the task is `Idle` again (rejects only when called twice). */
   async run(): Promise<RunResult> {
     if (this.started) throw new Error('TaskRunner.run() may be called once')
     this.started = true
-    const { backend, task, log, body, storeOptions = {} } = this.options
+    const { backend, task, log, body, storeOptions = {}, workerThreads = true } = this.options
     const ctx: RunContext = {
       backend,
       task,
       log,
       signal: this.abort.signal,
       storeOptions,
+      workerThreads,
       checkpoint: () => this.checkpoint(),
+      onSignal: (listener) => {
+        this.listeners.add(listener)
+        return () => void this.listeners.delete(listener)
+      },
     }
     let result: RunResult
     let error: unknown

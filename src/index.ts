@@ -10,7 +10,7 @@
  * resource → problem documents.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { contextOf, mountPathOf } from './middleware/context.js'
+import { contextOf, mountPathOf, pathOnly } from './middleware/context.js'
 import type { AuthUser, Middleware, Next } from './middleware/context.js'
 import { HttpError, problemHandler } from './middleware/problem.js'
 import { securityHeaders } from './middleware/security-headers.js'
@@ -58,11 +58,6 @@ function toAuthUser(user: UserRecord | undefined): AuthUser | undefined {
   return user === undefined ? undefined : { id: user.id, name: user.name, admin: user.admin, enabled: user.enabled }
 }
 
-function pathOf(url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
-}
-
 export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
   const opts = resolveOptions(options)
   const backend = opts.backend ?? openSqliteBackend({ dataDir: opts.dataDir })
@@ -98,7 +93,7 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
     lookup,
     throttle,
     cache: opts.basicAuthCache,
-    isOpen: (req) => isOpenApiPath(pathOf(req.url ?? '/').slice(apiPath.length))
+    isOpen: (req) => isOpenApiPath(pathOnly(req.url ?? '/').slice(apiPath.length))
   })
   const override = methodOverride()
   // A refused override is reported after routing, so an unknown path still answers 404 (spec §1.4).
@@ -110,7 +105,7 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
   // One trailing slash on an API path is ignored (spec §1.4).
   const trailingSlash: Middleware = (req, _res, next) => {
     const url = req.url ?? '/'
-    const path = pathOf(url)
+    const path = pathOnly(url)
     if (path.length > apiPath.length + 1 && path.endsWith('/')) req.url = path.slice(0, -1) + url.slice(path.length)
     next()
   }
@@ -150,7 +145,7 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
       if (err !== undefined && err !== null) return renderProblem(err, req, res, () => {})
       if (!res.headersSent && !res.writableEnded) renderProblem(new HttpError(404, 'Nothing here.'), req, res, () => {})
     }
-    const path = pathOf(req.url ?? '/')
+    const path = pathOnly(req.url ?? '/')
     if (path === apiPath || path.startsWith(apiPath + '/')) return apiStack(req, res, done)
     if (LOGIN_PATHS.has(path)) return loginStack(req, res, done)
     if (isAssetPath(path)) {

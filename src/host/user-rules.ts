@@ -4,16 +4,11 @@
  * before 415/406/400). Rules that depend on the body live in the resource.
  */
 import type { IncomingMessage } from 'node:http'
+import { pathOnly } from '../middleware/context.js'
 import type { AuthUser } from '../middleware/context.js'
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-function pathOf(req: IncomingMessage): string {
-  const url = req.url ?? '/'
-  const q = url.indexOf('?')
-  return q === -1 ? url : url.slice(0, q)
 }
 
 export function userManagementRules(apiPath: string) {
@@ -37,7 +32,7 @@ export function userManagementRules(apiPath: string) {
       method: 'PATCH',
       path: userPath,
       allow: (user: AuthUser | undefined, req: IncomingMessage): boolean =>
-        isAdmin(user) || (user !== undefined && userPath.exec(pathOf(req))?.[1] === String(user.id)),
+        isAdmin(user) || (user !== undefined && userPath.exec(pathOnly(req.url ?? '/'))?.[1] === String(user.id)),
       detail: 'Only administrators can change other users.'
     }
   ]

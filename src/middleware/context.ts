@@ -145,7 +145,8 @@ export function mountPathOf(req: IncomingMessage): string {
   return original.endsWith(current) ? original.slice(0, original.length - current.length) : ''
 }
 
-function pathOnly(url: string): string {
+/** The path of a request URL, without its query string. */
+export function pathOnly(url: string): string {
   const q = url.indexOf('?')
   return q === -1 ? url : url.slice(0, q)
 }

@@ -4,7 +4,7 @@
  * method override and CSRF (spec §1.4 status precedence).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { contextOf } from '../middleware/context.js'
+import { contextOf, pathOnly } from '../middleware/context.js'
 import type { Middleware, Next, RequestContext } from '../middleware/context.js'
 import { HttpError } from '../middleware/problem.js'
 import { matchContentType, readBody } from '../middleware/body.js'
@@ -33,20 +33,7 @@ const FORM_TYPES: readonly string[] = [FORM_TYPE]
 export const OVERRIDE_ERROR = Symbol('cloudsync.overrideError')
 
 function pathBelow(url: string, apiPath: string): string {
-  const q = url.indexOf('?')
-  const path = q === -1 ? url : url.slice(0, q)
-  return path.slice(apiPath.length)
-}
-
-async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams> {
-  let size = 0
-  const chunks: Buffer[] = []
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) throw new HttpError(413, `The form is larger than ${limit} bytes.`, { code: 'body_too_large' })
-    chunks.push(chunk)
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'))
+  return pathOnly(url).slice(apiPath.length)
 }
 
 function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType: string | undefined): void {
@@ -138,10 +125,8 @@ function run(options: ApiOptions, req: IncomingMessage, res: ServerResponse, ctx
       return operation.run({ req, res, params: match.params, user: ctx.user, body, links, services: options.services })
     }
     if (hasBody) {
-      const body = operation.consumes === 'form'
-        ? readForm(req, options.bodyLimit)
-        : readBody(req, bodyType!, { limit: options.bodyLimit })
-      pending = body.then(call)
+      // Forms parse to an object of strings, like JSON and XML bodies.
+      pending = readBody(req, bodyType!, { limit: options.bodyLimit }).then(call)
     } else {
       pending = call(undefined)
     }

@@ -3,8 +3,8 @@ import type { Call, Operation, Reply } from './operation.js'
 import { lookupProviderAccounts, lookupSpaces, parseLookupParams } from './duracloud-lookup.js'
 
 /** Look-up parameters come from the query (GET, legacy) or a URL-encoded form body (POST, preferred) [D3]. */
-function paramsOf(call: Call): URLSearchParams {
-  if (call.body instanceof URLSearchParams) return call.body
+function paramsOf(call: Call): URLSearchParams | Record<string, unknown> {
+  if (typeof call.body === 'object' && call.body !== null) return call.body as Record<string, unknown>
   const url = call.req.url ?? ''
   const q = url.indexOf('?')
   return new URLSearchParams(q === -1 ? '' : url.slice(q + 1))

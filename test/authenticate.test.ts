@@ -1,14 +1,14 @@
 import t from 'tap'
+import { chain, serve as serveOn } from './helpers/pieces.js'
+import type { Teardown } from './helpers/pieces.js'
 import http from 'node:http'
 import { randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
-import type { AddressInfo } from 'node:net'
 import connect from 'connect'
 import { authenticate, isBrowserNavigation, LoginThrottle } from '../src/middleware/authenticate.js'
 import { session, MemoryStore, newSessionId } from '../src/middleware/session.js'
 import { contextOf } from '../src/middleware/context.js'
 import type { AuthUser, Middleware } from '../src/middleware/context.js'
-import { problemHandler } from '../src/middleware/problem.js'
 
 // ---- a tiny user directory with real (cheap) scrypt hashes ----
 
@@ -58,7 +58,9 @@ async function directory(): Promise<Directory> {
 
 // ---- harness ----
 
-interface Teardown { teardown(fn: () => unknown): void }
+// Big enough to let a 64 KiB Authorization header reach the middleware.
+const serve = (tt: Teardown, listener: http.RequestListener): Promise<number> => serveOn(tt, listener, { maxHeaderSize: 256 * 1024 })
+
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
 
 /** Reports who the request was authenticated as. */
@@ -66,35 +68,6 @@ const whoami: Middleware = (req, res) => {
   const ctx = contextOf(req)
   res.setHeader('Content-Type', 'application/json')
   res.end(JSON.stringify({ user: ctx.user?.name ?? null, scheme: ctx.authScheme ?? null, data: ctx.session?.record.data ?? null }))
-}
-
-function chain(...pieces: Middleware[]): http.RequestListener {
-  const onError = problemHandler({ log: () => {} })
-  return (req, res) => {
-    let i = 0
-    const next = (err?: unknown): void => {
-      if (err !== undefined) return onError(err, req, res, () => {})
-      const piece = pieces[i++]
-      if (piece === undefined) {
-        res.statusCode = 404
-        res.end()
-        return
-      }
-      piece(req, res, next)
-    }
-    next()
-  }
-}
-
-async function serve(tt: Teardown, listener: http.RequestListener): Promise<number> {
-  // Big enough to let a 64 KiB Authorization header reach the middleware.
-  const server = http.createServer({ maxHeaderSize: 256 * 1024 }, listener)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  tt.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return (server.address() as AddressInfo).port
 }
 
 function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {

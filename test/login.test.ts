@@ -1,8 +1,9 @@
 import t from 'tap'
+import { serve } from './helpers/pieces.js'
+import type { Teardown } from './helpers/pieces.js'
 import http from 'node:http'
 import { randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto'
 import { promisify } from 'node:util'
-import type { AddressInfo } from 'node:net'
 import connect from 'connect'
 import express from 'express'
 import { login, renderLoginPage, isSafeReturnPath, escapeHtml, LoginThrottle } from '../src/middleware/login.js'
@@ -58,23 +59,12 @@ async function directory(): Promise<Directory> {
 
 // ---- harness ----
 
-interface Teardown { teardown(fn: () => unknown): void }
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
 
 const whoami: Middleware = (req, res) => {
   const ctx = contextOf(req)
   res.setHeader('Content-Type', 'application/json')
   res.end(JSON.stringify({ user: ctx.user?.name ?? null, scheme: ctx.authScheme ?? null }))
-}
-
-async function serve(tt: Teardown, listener: http.RequestListener): Promise<number> {
-  const server = http.createServer(listener)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  tt.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return (server.address() as AddressInfo).port
 }
 
 function request(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer | Buffer[]): Promise<Reply> {

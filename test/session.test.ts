@@ -1,4 +1,6 @@
 import t from 'tap'
+import { chain, serve } from './helpers/pieces.js'
+import type { Teardown } from './helpers/pieces.js'
 import http from 'node:http'
 import https from 'node:https'
 import { execFileSync } from 'node:child_process'
@@ -8,40 +10,10 @@ import type { AddressInfo } from 'node:net'
 import { session, MemoryStore, sessionCookieName, isSessionId, newSessionId } from '../src/middleware/session.js'
 import { contextOf } from '../src/middleware/context.js'
 import type { Middleware, SessionRecord, SessionStore } from '../src/middleware/context.js'
-import { problemHandler } from '../src/middleware/problem.js'
 
 // ---- tiny in-file harness: real sockets on 127.0.0.1, closed at teardown ----
 
-interface Teardown { teardown(fn: () => unknown): void }
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
-
-function chain(...pieces: Middleware[]): http.RequestListener {
-  const onError = problemHandler({ log: () => {} })
-  return (req, res) => {
-    let i = 0
-    const next = (err?: unknown): void => {
-      if (err !== undefined) return onError(err, req, res, () => {})
-      const piece = pieces[i++]
-      if (piece === undefined) {
-        res.statusCode = 404
-        res.end()
-        return
-      }
-      piece(req, res, next)
-    }
-    next()
-  }
-}
-
-async function serve(tt: Teardown, listener: http.RequestListener): Promise<number> {
-  const server = http.createServer(listener)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  tt.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return (server.address() as AddressInfo).port
-}
 
 function request(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {

@@ -60,7 +60,8 @@ function toAuthUser(user: UserRecord | undefined): AuthUser | undefined {
 
 export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
   const opts = resolveOptions(options)
-  const backend = opts.backend ?? openSqliteBackend({ dataDir: opts.dataDir })
+  // Exclusive: the embedded task manager must be the only one on this data.
+  const backend = opts.backend ?? openSqliteBackend({ dataDir: opts.dataDir, exclusive: true })
   const apiPath = opts.apiPath
   const throttle = new LoginThrottle(opts.loginThrottle)
   const verify = async (name: string, password: string) => toAuthUser(await backend.verifyPassword(name, password))

@@ -19,7 +19,7 @@ import {
   tempIncarnation,
   adoptTempIncarnation,
 } from '../src/backend/stores/filesystem-layout.js'
-import { filesystemConnector, QUERY_UNSUPPORTED } from '../src/backend/stores/filesystem.js'
+import { contentForCopy, enumerateShare, filesystemConnector, QUERY_UNSUPPORTED } from '../src/backend/stores/filesystem.js'
 import { parseFoxml } from '../src/backend/stores/foxml.js'
 import { connectorFor, UnsupportedStoreError } from '../src/backend/stores/types.js'
 import type { ObjectSetSpec, ObjectStoreConnector } from '../src/backend/stores/types.js'
@@ -373,4 +373,103 @@ t.test('content streams: read on demand, absent versions, vanished files, stream
   const bytes = Buffer.from('streamed, not copied by path')
   t.equal(await filesystemConnector({ path: dst }).writeObject(obj, async () => Readable.from([bytes]), { overwrite: false }), 'new')
   t.same(await readFile(contentPath(dst, 'demo:1', 'IMG', 'IMG.0')), bytes)
+})
+
+t.test('a directory removed behind a connector\'s back is made again on the next write', async (t) => {
+  const src = await tempDir(t)
+  const fx = await writeFixtureStore(src, { count: 1 })
+  const source = filesystemConnector({ path: src })
+  const obj = (await source.readObject('demo:1'))!
+  const topLevel = (base: string) => join(base, relative(base, objectDir(base, 'demo:1')).split('/')[0]!)
+  for (const blocking of [false, true]) {
+    const mode = blocking ? 'blocking' : 'non-blocking'
+    const dst = await tempDir(t)
+    const dest = filesystemConnector({ path: dst, blocking })
+    const ways = {
+      'by path': async (ds: string, v: string) => (await source.readContent('demo:1', ds, v))!,
+      'by path, unchecked': async (ds: string, v: string) => contentForCopy(source, dest, 'demo:1', ds, v, () => Promise.reject(new Error('absent')))!,
+      streamed: async (ds: string, v: string) => Readable.from([fx[0]!.contents.get(`${ds}+${v}`)!]),
+    }
+    for (const [way, contents] of Object.entries(ways)) {
+      t.equal(await dest.writeObject(obj, contents, { overwrite: false }), 'new', `${mode}, ${way}: first write`)
+      // The connector remembers the directory; it goes away (with its parent) before the next write.
+      await rm(topLevel(dst), { recursive: true })
+      t.equal(await dest.writeObject(obj, contents, { overwrite: false }), 'new', `${mode}, ${way}: written again`)
+      t.same(await listFiles(dst), (await listFiles(src)).filter((f) => !f.includes('+EXT+') && !f.includes('+RED+')), `${mode}, ${way}: the object and its managed content, nothing else`)
+      for (const [key, bytes] of fx[0]!.contents) {
+        if (key.startsWith('IMG+')) t.same(await readFile(join(objectDir(dst, 'demo:1'), `demo%3A1+${key}`)), bytes, `${mode}, ${way}: ${key} byte-identical`)
+      }
+      t.equal(await dest.writeObject(obj, contents, { overwrite: false }), 'skipped', `${mode}, ${way}: then it exists`)
+      await rm(topLevel(dst), { recursive: true })
+    }
+  }
+})
+
+t.test('contentForCopy: copied by path without a look first; a missing file gets what the caller supplies', async (t) => {
+  const src = await tempDir(t)
+  const dst = await tempDir(t)
+  const [fx] = await writeFixtureStore(src, { count: 1 })
+  const source = filesystemConnector({ path: src })
+  const dest = filesystemConnector({ path: dst, blocking: true })
+  const other = { description: 'another kind of store' } as ObjectStoreConnector
+  t.equal(contentForCopy(source, other, 'demo:1', 'IMG', 'IMG.0', () => Promise.reject(new Error('x'))), undefined, 'only between filesystem stores')
+  t.equal(contentForCopy(other, dest, 'demo:1', 'IMG', 'IMG.0', () => Promise.reject(new Error('x'))), undefined)
+
+  const obj = (await source.readObject('demo:1'))!
+  await rm(contentPath(src, 'demo:1', 'IMG', 'IMG.1'))
+  await rm(contentPath(src, 'demo:1', 'IMG', 'IMG.2'))
+  await mkdir(contentPath(src, 'demo:1', 'IMG', 'IMG.2'))
+  const absent: string[] = []
+  const contents = async (ds: string, v: string) =>
+    contentForCopy(source, dest, 'demo:1', ds, v, async () => {
+      absent.push(v)
+      return Readable.from([Buffer.from(`instead of ${v}`)])
+    })!
+  t.equal(await dest.writeObject(obj, contents, { overwrite: false }), 'new')
+  t.same(absent, ['IMG.1', 'IMG.2'], 'a missing file and a directory in its place are both absent')
+  t.same(await readFile(contentPath(dst, 'demo:1', 'IMG', 'IMG.0')), fx!.contents.get('IMG+IMG.0'), 'present content copied by path')
+  t.equal(await readFile(contentPath(dst, 'demo:1', 'IMG', 'IMG.1'), 'utf8'), 'instead of IMG.1')
+  t.equal(await readFile(contentPath(dst, 'demo:1', 'IMG', 'IMG.2'), 'utf8'), 'instead of IMG.2')
+
+  // A caller with nothing to supply fails the write, which leaves no trace.
+  const empty = await tempDir(t)
+  const failing = filesystemConnector({ path: empty, blocking: true })
+  const refuse = async (ds: string, v: string) => contentForCopy(source, failing, 'demo:1', ds, v, () => Promise.reject(new Error(`no content for ${v}`)))!
+  await t.rejects(failing.writeObject(obj, refuse, { overwrite: false }), { message: 'no content for IMG.1' }, 'the caller\'s error, as it is')
+  t.same(await listFiles(empty), [], 'no object, no content, no temporaries')
+})
+
+t.test('enumerateShare: the shares of a walk together enumerate each object once', async (t) => {
+  const dir = await tempDir(t)
+  await writeFixtureStore(dir, { count: 60, versions: 1, largeBytes: 10, externalContent: false })
+  await writeFixtureStore(dir, { count: 5, namespace: 'other', versions: 1, largeBytes: 10, externalContent: false })
+  const store = filesystemConnector({ path: dir, blocking: true })
+  const share = async (pattern: string, index: number, count: number) => {
+    const out: string[] = []
+    for await (const pid of enumerateShare(store, pattern, new AbortController().signal, { index, count })) out.push(pid)
+    return out
+  }
+  for (const pattern of ['*', 'other:*']) {
+    const all = (await collect(store, { type: 'pidPattern', pattern })).sort()
+    for (const count of [1, 2, 3]) {
+      const parts: string[][] = []
+      for (let index = 0; index < count; index++) parts.push(await share(pattern, index, count))
+      t.same(parts.flat().sort(), all, `${pattern} in ${count} shares: every object, once`)
+      if (pattern === '*') t.ok(parts.every((p) => p.length > 0), `${count} shares: each has work`)
+    }
+  }
+  // Stops on abort.
+  const abort = new AbortController()
+  const seen: string[] = []
+  for await (const pid of enumerateShare(store, '*', abort.signal, { index: 0, count: 2 })) {
+    seen.push(pid)
+    abort.abort()
+  }
+  t.equal(seen.length, 1, 'nothing after the abort')
+  t.throws(() => enumerateShare({} as ObjectStoreConnector, '*', abort.signal, { index: 0, count: 1 }), TypeError)
+  t.throws(() => enumerateShare(store, '*', abort.signal, { index: 2, count: 2 }), RangeError)
+  const missing = filesystemConnector({ path: join(dir, 'missing') })
+  await t.rejects(async () => {
+    for await (const pid of enumerateShare(missing, '*', new AbortController().signal, { index: 1, count: 2 })) t.fail(pid)
+  }, /does not exist/, 'a missing base directory fails every share')
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { XMLParser } from 'fast-xml-parser'
+import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import {
   convertToManaged,
   decodeEntities,
@@ -141,4 +141,57 @@ t.test('managed detection and E/R → M conversion', async (t) => {
   const both = convertToManaged(b, { external: true, redirect: true })
   t.same(both.datastreams.map((d) => d.controlGroup), ['X', 'M', 'M'])
   t.ok(hasManagedDatastream(both))
+})
+
+t.test('refuses a document cut short anywhere before the end of its root', async (t) => {
+  const [fx] = await fixture(t)
+  const text = fx!.foxml
+  const refused: number[] = []
+  const accepted: number[] = []
+  for (let length = 0; length < text.length; length++) {
+    const head = text.slice(0, length)
+    const complete = head.trimEnd().endsWith('</foxml:digitalObject>')
+    if (parseFoxml(head) === undefined) refused.push(length)
+    else if (!complete) accepted.push(length)
+  }
+  t.same(accepted, [], 'no truncated prefix reads as an object')
+  t.equal(refused.length, text.lastIndexOf('</foxml:digitalObject>') + '</foxml:digitalObject>'.length, 'every prefix without the root end tag is refused')
+  t.ok(parseFoxml(text.trimEnd()), 'complete without its final line end')
+  t.ok(parseFoxml(text + '\n<!-- trailing comment -->\n<?pi after?>\n'), 'comments, PIs and white space after the root are fine')
+})
+
+t.test('refuses mismatched, missing and stray tags, also in inline XML', async (t) => {
+  const [fx] = await fixture(t)
+  const text = fx!.foxml
+  const swap = (from: string, to: string) => {
+    t.ok(text.includes(from), `fixture has ${from}`)
+    return text.replace(from, to)
+  }
+  t.equal(parseFoxml(swap('</foxml:datastreamVersion>', '</foxml:datastream>')), undefined, 'mismatched end tag')
+  t.equal(parseFoxml(swap('</foxml:datastreamVersion>', '')), undefined, 'missing end tag')
+  t.equal(parseFoxml(swap('</foxml:objectProperties>', '</foxml:objectProperties></foxml:objectProperties>')), undefined, 'end tag without a start tag')
+  t.equal(parseFoxml(swap('</dc:identifier>', '</dc:identifer>')), undefined, 'mismatch inside xmlContent')
+  t.equal(parseFoxml(swap('<dc:rights/>', '<dc:rights>')), undefined, 'unclosed element inside xmlContent')
+  t.equal(parseFoxml(text + '<foxml:digitalObject PID="x:y"/>'), undefined, 'a second root')
+  t.equal(parseFoxml(text + 'text'), undefined, 'text after the root')
+  t.equal(parseFoxml(swap('VERSION="1.1"', 'VERSION="1.1" VERSION="1.1"')), undefined, 'repeated attribute')
+  t.equal(parseFoxml(swap('VERSION="1.1"', 'VERSION=1.1')), undefined, 'unquoted attribute')
+  t.equal(parseFoxml(swap('VERSION="1.1"', 'VERSION="<1.1"')), undefined, '< in an attribute value')
+  t.equal(parseFoxml(swap('&amp;', '&')), undefined, 'a bare & in an attribute value')
+  t.equal(parseFoxml(swap('&amp; &lt;friends', '& &lt;friends')), undefined, 'a bare & in text')
+  t.equal(parseFoxml(swap('<!--', '<!-')), undefined, 'broken comment')
+  t.equal(parseFoxml(swap('<?xml version="1.0" encoding="UTF-8"?>', '\n<?xml version="1.0"?>')), undefined, 'XML declaration not at the start')
+  t.ok(parseFoxml('\uFEFF' + text), 'a byte order mark is fine')
+})
+
+t.test('refuses whatever fast-xml-parser\'s validator refuses, for every one-character change', async (t) => {
+  const [fx] = await fixture(t)
+  const text = fx!.foxml
+  const weaker: string[] = []
+  const check = (changed: string, what: string) => {
+    if (XMLValidator.validate(changed) !== true && parseFoxml(changed) !== undefined) weaker.push(what)
+  }
+  for (let i = 0; i < text.length; i++) check(text.slice(0, i) + text.slice(i + 1), `without character ${i}`)
+  for (const c of ['<', '&', '"']) for (let i = 0; i < text.length; i += 5) check(text.slice(0, i) + c + text.slice(i), `${c} at ${i}`)
+  t.same(weaker, [], 'nothing malformed gets through')
 })

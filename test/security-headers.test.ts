@@ -2,7 +2,7 @@ import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import connect from 'connect'
-import { securityHeaders, sendCacheable, ifNoneMatchMatches } from '../src/middleware/security-headers.js'
+import { securityHeaders, sendCacheable, entityTag, ifNoneMatchMatches } from '../src/middleware/security-headers.js'
 import type { SecurityHeadersOptions } from '../src/middleware/security-headers.js'
 import { HttpError, problemHandler } from '../src/middleware/problem.js'
 import { request } from './helpers/http.js'
@@ -115,6 +115,23 @@ t.test('sendCacheable: ETag, caching headers, 304', async (t) => {
   status = 201
   const created = await request(base, 'GET', '/', { headers: { 'If-None-Match': etag } })
   t.equal(created.status, 201, 'only a 200 becomes 304')
+})
+
+t.test('sendCacheable with a precomputed ETag; entityTag is the tag it computes', async (t) => {
+  const payload = '{"users":[]}'
+  const tag = entityTag('application/json', payload)
+  t.match(tag, /^"[A-Za-z0-9_-]{27}"$/, 'a quoted base64url SHA-1')
+  t.equal(entityTag('application/json', Buffer.from(payload)), tag, 'the same for a Buffer')
+  t.not(entityTag('application/xml', payload), tag, 'the type is part of it')
+  const base = await listen(t, (req, res) => {
+    if (req.url === '/given') sendCacheable(req, res, payload, 'application/json', 200, '"given-tag"')
+    else sendCacheable(req, res, payload, 'application/json')
+  })
+  t.equal((await request(base, 'GET', '/')).headers.etag, tag)
+  const given = await request(base, 'GET', '/given')
+  t.equal(given.headers.etag, '"given-tag"', 'a given tag is sent as is')
+  t.equal(given.text, payload)
+  t.equal((await request(base, 'GET', '/given', { headers: { 'If-None-Match': '"given-tag"' } })).status, 304, 'and is what If-None-Match is compared with')
 })
 
 t.test('ifNoneMatchMatches', async (t) => {

@@ -35,3 +35,23 @@ t.test('a restart keeps all data and sessions; SIGTERM exits 0', async (t) => {
   server.child.kill('SIGINT')
   t.equal(await server.exited, 0, 'SIGINT exits 0 too')
 })
+
+t.test('a second server on the same data directory stops at start-up with a clear error', async (t) => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'cloudsync-twice-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const env = { CLOUDSYNC_DATA: dataDir }
+  const first = await startChildServer(env)
+  t.teardown(() => first.child.kill('SIGKILL'))
+  await t.rejects(startChildServer(env, 30_000), {
+    message: /CloudSync failed to start: The database .*cloudsync\.db is in use by another process.*Stop the other CloudSync server on this data directory/,
+  })
+  const r = await request(first.base, 'GET', '/api/rest/service.json')
+  t.equal(r.status, 200, 'the first server is unaffected')
+  first.child.kill('SIGTERM')
+  t.equal(await first.exited, 0)
+  const next = await startChildServer(env)
+  t.teardown(() => next.child.kill('SIGKILL'))
+  t.equal((await request(next.base, 'GET', '/api/rest/service.json')).status, 200, 'once it stopped, a new server starts on the directory')
+  next.child.kill('SIGTERM')
+  await next.exited
+})

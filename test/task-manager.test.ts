@@ -192,6 +192,8 @@ t.test('options are checked', async (t) => {
   t.throws(() => new TaskManager(backend, { runners: { list: 1 as never } }), /"runners.list"/)
   t.throws(() => new TaskManager(backend, { durable: 'yes' as never }), /"durable"/)
   t.throws(() => new TaskManager(backend, { workerThreads: 1 as never }), /"workerThreads"/)
+  for (const copyThreads of [0, 1.5, -1, '2' as never]) t.throws(() => new TaskManager(backend, { copyThreads }), /"copyThreads"/)
+  t.doesNotThrow(() => new TaskManager(backend, { copyThreads: 3 }))
   t.throws(() => new TaskManager(backend, { storeOptions: null as never }), /"storeOptions"/)
   t.throws(() => new TaskManager({} as never), /Backend/)
 })

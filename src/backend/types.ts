@@ -142,7 +142,8 @@ export interface Backend {
   initialize(admin: { name: string; password: string }): Promise<UserRecord>
 
   // ---- users (§4.3) ----
-  listUsers(): Promise<UserRecord[]>
+  /** Every user, by id. The result may be shared and frozen: never modify it. */
+  listUsers(): Promise<readonly UserRecord[]>
   getUser(id: number): Promise<UserRecord | undefined>
   /** The user if `name` exists and `password` matches (enabled or not); undefined otherwise. Takes the same time for unknown names. */
   verifyPassword(name: string, password: string): Promise<UserRecord | undefined>

@@ -6,6 +6,7 @@ export interface TaskManagerTuning {
   intervalMs?: number
   durable?: boolean
   workerThreads?: boolean
+  copyThreads?: number
 }
 
 export interface CloudSyncOptions {
@@ -26,9 +27,10 @@ export interface CloudSyncOptions {
   /**
    * Run the task manager in this process. Default true. An object tunes it:
    * `intervalMs` (how often tasks are examined, default 5000), `durable`
-   * (fsync every copied file, for power-loss safety; default false) and
+   * (fsync every copied file, for power-loss safety; default false),
    * `workerThreads` (copy between filesystem stores off the request thread;
-   * default true).
+   * default true) and `copyThreads` (threads sharing one copy of a pattern
+   * set; default one per core, at most two).
    */
   taskManager?: boolean | TaskManagerTuning
   /** Session cookie timeouts. */

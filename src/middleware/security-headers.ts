@@ -92,17 +92,20 @@ export function securityHeaders(options: SecurityHeadersOptions = {}): Middlewar
  * response is sent as given with `Cache-Control: no-store` and no
  * conditional evaluation.
  *
+ * `etag` may be passed when the caller already has it for these exact bytes
+ * (see {@link entityTag}), e.g. from a cache of serialized responses.
+ *
  * @example
  * import { sendCacheable } from 'cloudsync-kit/security-headers'
  *
  * sendCacheable(req, res, JSON.stringify({ task: { name: 'nightly' } }), 'application/json')
  */
-export function sendCacheable(req: IncomingMessage, res: ServerResponse, body: string | Buffer, contentType: string, status = 200): void {
+export function sendCacheable(req: IncomingMessage, res: ServerResponse, body: string | Buffer, contentType: string, status = 200, etag?: string): void {
   const read = isRead(req.method)
   // Measured first: it also flattens a string built by concatenation, once,
   // before the hash and the socket read it.
   const length = typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length
-  const etag = etagOf(contentType, body)
+  etag ??= entityTag(contentType, body)
   res.setHeader('ETag', etag)
   res.setHeader('Cache-Control', read ? READ_CACHE : WRITE_CACHE)
   mergeVary(res, READ_VARY)
@@ -125,7 +128,14 @@ function isRead(method: string | undefined): boolean {
   return method === 'GET' || method === 'HEAD'
 }
 
-function etagOf(contentType: string, body: string | Buffer): string {
+/**
+ * The strong ETag {@link sendCacheable} gives a body of a content type (a
+ * hash of both), quotes included.
+ *
+ * @example
+ * entityTag('application/json', '{"users":[]}') // '"…27 base64url characters…"'
+ */
+export function entityTag(contentType: string, body: string | Buffer): string {
   // The type is part of the identity: the same bytes as JSON and as vendor JSON are different representations.
   if (hashOnce !== undefined && typeof body === 'string') return `"${hashOnce('sha1', contentType + '\n' + body, 'base64url')}"`
   return `"${nodeCrypto.createHash('sha1').update(contentType).update('\n').update(body).digest('base64url')}"`

@@ -17,6 +17,7 @@ import { apiRoot, Links } from './links.js'
 import type { LinkOptions } from './links.js'
 import { consumed, produced, FORM_TYPE, TEXT_TYPE } from './media-types.js'
 import { serialize } from './representation.js'
+import { serializedFor } from './representation-cache.js'
 import type { ApiServices, Operation, Reply } from './operation.js'
 
 export interface ApiOptions extends LinkOptions {
@@ -36,7 +37,7 @@ function pathBelow(url: string, apiPath: string): string {
   return pathOnly(url).slice(apiPath.length)
 }
 
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType: string | undefined): void {
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType: string | undefined, links: Links | undefined): void {
   if (reply.status === 204) {
     res.statusCode = 204
     res.end()
@@ -60,9 +61,15 @@ function send(req: IncomingMessage, res: ServerResponse, reply: Reply, mediaType
     sendCacheable(req, res, reply.text, TEXT_TYPE, 200)
     return
   }
-  const text = serialize(reply.body, mediaType!)
   if (reply.location !== undefined) res.setHeader('Location', reply.location)
   if (reply.contentLocation !== undefined) res.setHeader('Content-Location', reply.contentLocation)
+  if (isRead && reply.source !== undefined && links !== undefined) {
+    const body = reply.body
+    const { text, etag } = serializedFor(reply.source, mediaType!, links.key, () => serialize(body, mediaType!))
+    sendCacheable(req, res, text, mediaType!, reply.status, etag)
+    return
+  }
+  const text = serialize(reply.body, mediaType!)
   if (isRead) {
     sendCacheable(req, res, text, mediaType!, reply.status)
     return
@@ -107,6 +114,7 @@ function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: In
 function run(options: ApiOptions, req: IncomingMessage, res: ServerResponse, ctx: RequestContext, match: Match, operation: Operation, method: string, next: Next): void {
   let pending: Promise<Reply>
   let mediaType: string | undefined
+  let links: Links | undefined
   try {
     const hasBody = operation.consumes !== undefined && (method === 'POST' || method === 'PATCH')
     let bodyType: string | undefined
@@ -121,7 +129,7 @@ function run(options: ApiOptions, req: IncomingMessage, res: ServerResponse, ctx
       }
     }
     const call = (body: unknown): Promise<Reply> => {
-      const links = new Links(apiRoot(req, ctx.mountPath ?? '', options), ctx.format?.suffix ?? '')
+      links = new Links(apiRoot(req, ctx.mountPath ?? '', options), ctx.format?.suffix ?? '')
       return operation.run({ req, res, params: match.params, user: ctx.user, body, links, services: options.services })
     }
     if (hasBody) {
@@ -136,7 +144,7 @@ function run(options: ApiOptions, req: IncomingMessage, res: ServerResponse, ctx
   }
   pending.then((reply) => {
     try {
-      send(req, res, reply, mediaType)
+      send(req, res, reply, mediaType, links)
     } catch (err) {
       next(err)
     }

@@ -54,6 +54,11 @@ export class Links {
     this.suffix = suffix
   }
 
+  /** Identifies the links this object builds (same key, same links). */
+  get key(): string {
+    return this.api + ' ' + this.suffix
+  }
+
   /** `{api}/{collection}/{id}{sfx}` */
   entity(collection: string, id: number | string): string {
     return `${this.api}/${collection}/${id}${this.suffix}`

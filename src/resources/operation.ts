@@ -33,7 +33,18 @@ export interface Call {
 }
 
 export type Reply =
-  | { status: 200 | 201; body: Representation; location?: string; contentLocation?: string }
+  | {
+      status: 200 | 201
+      body: Representation
+      location?: string
+      contentLocation?: string
+      /**
+       * The backend value the body was built from. When it is frozen, equal
+       * sources give equal bodies for the same links, and a read reuses the
+       * serialized text and ETag (see representation-cache.ts).
+       */
+      source?: object
+    }
   | { status: 204 }
   | { status: 200; text: string; cacheable: boolean }
   | { status: 200; stream: NodeJS.ReadableStream }

@@ -48,7 +48,7 @@ export const listUsers: Operation = {
   produces: 'users',
   async run({ links, services }: Call): Promise<Reply> {
     const users = await services.backend.listUsers()
-    return { status: 200, body: { kind: 'list', plural: 'users', singular: 'user', items: users.map((u) => userFields(u, links)) } }
+    return { status: 200, body: { kind: 'list', plural: 'users', singular: 'user', items: users.map((u) => userFields(u, links)) }, source: users }
   }
 }
 

@@ -88,7 +88,12 @@ t.test('kill -9 during writes loses no acknowledged write and leaves a sound dat
     const base = server.base
     // Start the copy and wait until it really runs.
     t.equal((await admin(base, 'PATCH', taskUri, { task: { state: 'Starting' } })).status, 200, `cycle ${cycle}: copy started`)
-    await waitFor(async () => ((await admin(base, 'GET', taskUri)).json().task.state === 'Running' ? true : undefined), 15_000, 'the copy to run')
+    await waitFor(async () => {
+      const state = (await admin(base, 'GET', taskUri)).json().task.state as string
+      // A quick copy may already be over: run it again.
+      if (state === 'Idle') await admin(base, 'PATCH', taskUri, { task: { state: 'Starting' } })
+      return state === 'Running' ? true : undefined
+    }, 15_000, 'the copy to run')
 
     let stop = false
     let cycleAcks = 0
@@ -126,10 +131,10 @@ t.test('kill -9 during writes loses no acknowledged write and leaves a sound dat
     }
     const writers = Array.from({ length: WRITERS }, (_, w) => writer(w))
     await waitFor(async () => (cycleAcks >= KILL_AFTER_ACKS ? true : undefined), 30_000, 'acknowledged writes', 5)
-    // The copy must be mid-run at the kill: if it already finished, start it again first.
-    if ((await admin(base, 'GET', taskUri)).json().task.state === 'Idle') await admin(base, 'PATCH', taskUri, { task: { state: 'Starting' } })
+    // The copy must be mid-run at the kill: whenever it has finished, start it again.
     const running = await waitFor(async () => {
       const state = (await admin(base, 'GET', taskUri)).json().task.state as string
+      if (state === 'Idle') await admin(base, 'PATCH', taskUri, { task: { state: 'Starting' } })
       return state === 'Running' ? state : undefined
     }, 15_000, 'the copy to run at the kill', 5)
     server.child.kill('SIGKILL')

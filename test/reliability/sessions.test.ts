@@ -7,10 +7,9 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
-import path from 'node:path'
 import { startTestServer, ADMIN } from '../helpers/server.js'
 import type { TestServer } from '../helpers/server.js'
+import type { SqliteBackend } from '../../src/backend/sqlite/index.js'
 import type { Reply } from '../helpers/http.js'
 import { formLogin, json, recordResult, sessionCookie } from './helpers.js'
 import type { Tap } from './helpers.js'
@@ -26,20 +25,9 @@ const outcomes: Outcome[] = []
 const started = Date.now()
 const observations: Array<[string, number]> = []
 
-const require = createRequire(import.meta.url)
-const Database = require('better-sqlite3') as new (file: string, options?: { readonly?: boolean }) => {
-  prepare(sql: string): { get(): unknown }
-  close(): void
-}
-
-/** Rows in the SQLite sessions table (read-only side connection; WAL allows it). */
+/** Rows in the SQLite sessions table, asked of the server's own backend (it holds the file exclusively). */
 function sessionRows(s: TestServer): number {
-  const db = new Database(path.join(s.dataDir, 'cloudsync.db'), { readonly: true })
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n
-  } finally {
-    db.close()
-  }
+  return (s.backend as SqliteBackend).sessions.size
 }
 
 /** The cookie must be refused in every way a client can use it. */

@@ -34,33 +34,18 @@ export class ObjectSetTable {
   private readonly updateStmt: Statement
   private readonly inUseStmt: Statement
   private readonly deleteStmt: Statement
-  private readonly updateTx: Transaction<(id: number, changes: Partial<NewEntity<ObjectSetRecord>>) => ObjectSetRecord>
   private readonly deleteTx: Transaction<(id: number) => void>
 
   constructor(db: Database) {
     this.listStmt = db.prepare('SELECT id, name, type, data FROM object_sets ORDER BY id')
     this.byIdStmt = db.prepare('SELECT id, name, type, data FROM object_sets WHERE id = ?')
     this.insertStmt = db.prepare('INSERT INTO object_sets (name, type, data) VALUES (?, ?, ?)')
-    this.updateStmt = db.prepare('UPDATE object_sets SET name = ?, type = ?, data = ? WHERE id = ?')
+    // One statement reads, merges and writes: atomic without a transaction around it.
+    this.updateStmt = db.prepare(
+      'UPDATE object_sets SET name = COALESCE(?, name), type = COALESCE(?, type), data = COALESCE(?, data) WHERE id = ? RETURNING id, name, type, data',
+    )
     this.inUseStmt = db.prepare('SELECT 1 FROM task_set_deps WHERE set_id = ? LIMIT 1')
     this.deleteStmt = db.prepare('DELETE FROM object_sets WHERE id = ?')
-
-    this.updateTx = db.transaction((id: number, changes: Partial<NewEntity<ObjectSetRecord>>) => {
-      const row = this.byIdStmt.get<ObjectSetRecord>(id)
-      if (row === undefined) throw setNotFound(id)
-      const merged: ObjectSetRecord = {
-        id,
-        name: changes.name ?? row.name,
-        type: changes.type ?? row.type,
-        data: changes.data ?? row.data
-      }
-      try {
-        this.updateStmt.run(merged.name, merged.type, merged.data, id)
-      } catch (err) {
-        throw isUniqueViolation(err) ? setNameTaken(merged.name) : err
-      }
-      return merged
-    })
 
     this.deleteTx = db.transaction((id: number) => {
       if (this.byIdStmt.get(id) === undefined) throw setNotFound(id)
@@ -94,7 +79,16 @@ export class ObjectSetTable {
   update(id: number, changes: Partial<NewEntity<ObjectSetRecord>>): ObjectSetRecord {
     if (!isId(id)) throw setNotFound(id)
     checkFields(changes, 'updateObjectSet', true)
-    return this.updateTx.immediate(id, changes)
+    let row: ObjectSetRecord | undefined
+    try {
+      // all(), not get(): a statement left before its end commits on reset,
+      // where SQLite runs no automatic WAL checkpoint (the WAL would grow without bound).
+      row = this.updateStmt.all<ObjectSetRecord>(changes.name ?? null, changes.type ?? null, changes.data ?? null, id)[0]
+    } catch (err) {
+      throw isUniqueViolation(err) ? setNameTaken(changes.name ?? '') : err
+    }
+    if (row === undefined) throw setNotFound(id)
+    return row
   }
 
   delete(id: number): void {

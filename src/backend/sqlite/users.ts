@@ -13,6 +13,9 @@ import { isId, isUniqueViolation } from './db.js'
 import type { Database, Statement, Transaction } from './db.js'
 import type { SqliteSessionStore } from './sessions.js'
 
+/** Ids remembered by `get` at most (known and unknown alike). */
+const BY_ID_CACHE_MAX = 10_000
+
 interface UserRow {
   id: number
   name: string
@@ -65,8 +68,14 @@ export class UserTable {
   private readonly initializeTx: Transaction<(name: string, hash: string) => UserRecord>
   private readonly updateTx: Transaction<(id: number, changes: UserChanges, hash: string | null) => UserRecord>
   private readonly deleteTx: Transaction<(id: number) => void>
+  /** Set when this connection is the only writer: reads can then be kept until our next write. */
+  private readonly cached: boolean
+  private listCache: readonly UserRecord[] | undefined
+  private readonly byIdCache = new Map<number, UserRecord | null>()
 
-  constructor(db: Database, sessions: SqliteSessionStore) {
+  /** `cached`: only this connection writes the file (exclusive locking), so reads may be remembered. */
+  constructor(db: Database, sessions: SqliteSessionStore, cached = false) {
+    this.cached = cached
     this.initializedStmt = db.prepare('SELECT initialized FROM service WHERE id = 1')
     this.setInitializedStmt = db.prepare('UPDATE service SET initialized = 1 WHERE id = 1')
     this.listStmt = db.prepare('SELECT id, name, admin, enabled FROM users ORDER BY id')
@@ -119,17 +128,44 @@ export class UserTable {
     checkString(admin?.name, 'initialize: admin.name')
     checkString(admin.password, 'initialize: admin.password')
     const hash = await hashPassword(admin.password)
-    return this.initializeTx.immediate(admin.name, hash)
+    try {
+      return this.initializeTx.immediate(admin.name, hash)
+    } finally {
+      this.changed()
+    }
   }
 
-  list(): UserRecord[] {
-    return this.listStmt.all<UserRow>().map(toRecord)
+  /**
+   * Every user by id. When cached, the same frozen array is returned until
+   * the next write (the API then reuses its serialized form).
+   */
+  list(): readonly UserRecord[] {
+    if (!this.cached) return this.listStmt.all<UserRow>().map(toRecord)
+    this.listCache ??= Object.freeze(this.listStmt.all<UserRow>().map((row) => Object.freeze(toRecord(row))))
+    return this.listCache
   }
 
+  /** One user, or undefined (frozen when cached). */
   get(id: number): UserRecord | undefined {
     if (!isId(id)) return undefined
+    if (!this.cached) {
+      const row = this.byIdStmt.get<UserRow>(id)
+      return row === undefined ? undefined : toRecord(row)
+    }
+    const hit = this.byIdCache.get(id)
+    if (hit !== undefined) return hit ?? undefined
     const row = this.byIdStmt.get<UserRow>(id)
-    return row === undefined ? undefined : toRecord(row)
+    const record = row === undefined ? undefined : Object.freeze(toRecord(row))
+    // Bounded: unknown ids are remembered too, so a flood of them must not grow the map.
+    if (this.byIdCache.size >= BY_ID_CACHE_MAX) this.byIdCache.clear()
+    this.byIdCache.set(id, record ?? null)
+    return record
+  }
+
+  /** Forget remembered reads; called around every write to the users table. */
+  private changed(): void {
+    this.listCache = undefined
+    this.byIdCache.clear()
   }
 
   async verify(name: string, password: string): Promise<UserRecord | undefined> {
@@ -173,15 +209,24 @@ export class UserTable {
       throw nameTaken(changes.name)
     }
     const hash = changes.password === undefined ? null : await hashPassword(changes.password)
-    return this.updateTx.immediate(id, changes, hash)
+    try {
+      return this.updateTx.immediate(id, changes, hash)
+    } finally {
+      this.changed()
+    }
   }
 
   delete(id: number): void {
     if (!isId(id)) throw notFound(id)
-    this.deleteTx.immediate(id)
+    try {
+      this.deleteTx.immediate(id)
+    } finally {
+      this.changed()
+    }
   }
 
   private insert(name: string, hash: string, admin: boolean, enabled: boolean): UserRecord {
+    this.changed()
     try {
       const info = this.insertStmt.run(name, hash, admin ? 1 : 0, enabled ? 1 : 0)
       return { id: Number(info.lastInsertRowid), name, admin, enabled }

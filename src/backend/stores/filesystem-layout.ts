@@ -121,8 +121,18 @@ export function objectDir(base: string, pid: string): string {
 // One-shot hashing (Node ≥ 20.12) is several times cheaper than a Hash object;
 // this runs for every object a walk meets.
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash
-const md5Hex: (text: string) => string =
+const hashHex: (text: string) => string =
   typeof oneShot === 'function' ? (text) => oneShot('md5', text, 'hex') : (text) => createHash('md5').update(text, 'utf8').digest('hex')
+// A copy asks for the same PID's directory in three stores in a row: remember the last one.
+let lastText = ''
+let lastHex = hashHex('')
+function md5Hex(text: string): string {
+  if (text !== lastText) {
+    lastHex = hashHex(text)
+    lastText = text
+  }
+  return lastHex
+}
 
 /**
  * File name of a PID's object (FOXML) file.

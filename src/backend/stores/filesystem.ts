@@ -15,6 +15,8 @@
  *   flushes that protect against a power loss.
  * - Content copied from another filesystem store is copied by path, in one
  *   kernel call, instead of being streamed through JavaScript.
+ * - Directories known to exist are remembered, so that most writes make no
+ *   `mkdir` call; a write that finds its directory gone creates it again.
  */
 import { createWriteStream } from 'node:fs'
 import { open, readdir, rm, stat, unlink } from 'node:fs/promises'
@@ -101,10 +103,18 @@ export function filesystemOptionsOf(connector: ObjectStoreConnector): Required<F
   return connector instanceof FilesystemStore ? { ...connector.options } : undefined
 }
 
+/** Directories remembered per connector before the memory starts over. */
+const KNOWN_DIRS_MAX = 100_000
+
 class FilesystemStore implements ObjectStoreConnector {
   readonly description: string
   private readonly base: string
   private readonly io: FsIo
+  /** Object directories known to exist (made or met by this connector). */
+  private readonly knownDirs = new Set<string>()
+  // The directory of the PID asked last: a copy asks for the same one several times in a row.
+  private lastPid = ''
+  private lastDir = ''
 
   constructor(readonly options: Required<FilesystemConnectorOptions>) {
     this.base = options.path
@@ -136,7 +146,7 @@ class FilesystemStore implements ObjectStoreConnector {
   }
 
   async readContent(pid: string, dsId: string, versionId: string): Promise<Readable | undefined> {
-    const path = join(objectDir(this.base, pid), contentFileName(pid, dsId, versionId))
+    const path = join(this.dirOf(pid), contentFileName(pid, dsId, versionId))
     try {
       if (!(await this.io.stat(path)).isFile()) return undefined
     } catch (err) {
@@ -149,20 +159,28 @@ class FilesystemStore implements ObjectStoreConnector {
     return stream
   }
 
+  /** See {@link contentForCopy}: like readContent, but the file is not looked at first. */
+  localContent(pid: string, dsId: string, versionId: string, ifAbsent: () => Promise<Readable>): Readable {
+    const path = join(this.dirOf(pid), contentFileName(pid, dsId, versionId))
+    const stream: LocalContent = lazyFileStream(path)
+    stream[LOCAL_PATH] = path
+    stream[IF_ABSENT] = ifAbsent
+    return stream
+  }
+
   async writeObject(obj: FoxmlObject, contents: ContentSource, options: WriteOptions): Promise<WriteOutcome> {
     const pid = obj.pid
-    const dir = objectDir(this.base, pid)
-    let created: string | undefined
+    const dir = this.dirOf(pid)
+    let fresh: boolean
     try {
-      created = await this.io.mkdirp(dir)
+      fresh = await this.ensureDir(dir)
     } catch (err) {
       throw storeError(`Cannot create the directory for ${pid} in the ${this.description}`, err)
     }
     // A directory made just now holds no object: no need to ask.
-    const existed = created === undefined && (await this.exists(pid))
+    const existed = !fresh && (await this.exists(pid))
     if (existed && !options.overwrite) return 'skipped'
 
-    const stored = withInternalLocations(obj)
     const contentFiles: Array<{ temp: string; final: string }> = []
     const jobs: Array<() => Promise<void>> = []
     const written = new Set<string>()
@@ -173,18 +191,19 @@ class FilesystemStore implements ObjectStoreConnector {
         const file = { temp: join(dir, tempName(name)), final: join(dir, name) }
         contentFiles.push(file)
         written.add(name)
-        jobs.push(async () => this.writeContent(file.temp, await contents(ds.id, v.id)))
+        jobs.push(async () => this.writeContent(dir, file.temp, await contents(ds.id, v.id)))
       }
     }
     const objectFile = { temp: join(dir, tempName(objectFileName(pid))), final: join(dir, objectFileName(pid)) }
-    jobs.push(() => this.io.writeNewFile(objectFile.temp, serializeFoxml(stored), this.options.durable))
-    const temps = [...contentFiles, objectFile]
+    // Managed versions are recorded where this store keeps their content.
+    const text = serializeFoxml(obj, { managedLocation: (dsId, versionId) => ({ type: 'INTERNAL_ID', ref: `${pid}+${dsId}+${versionId}` }) })
+    jobs.push(() => this.inDir(dir, () => this.io.writeNewFile(objectFile.temp, text, this.options.durable)))
     let renamed = 0
     try {
       // Every file goes to its temporary name first (a few at a time); only
       // when all are complete do they move into place, the object file last.
-      await runLimited(jobs, WRITE_CONCURRENCY)
-      await Promise.all(contentFiles.map((f) => this.io.rename(f.temp, f.final).then(() => void renamed++)))
+      await this.runAll(jobs)
+      await this.runAll(contentFiles.map((f) => () => this.io.rename(f.temp, f.final).then(() => void renamed++)))
       // The renames live in the directory: flush it, so that the object file
       // can never outlive its content on a power loss.
       if (this.options.durable) await syncPath(dir)
@@ -192,7 +211,7 @@ class FilesystemStore implements ObjectStoreConnector {
       renamed++
       if (this.options.durable) await syncPath(dir)
     } catch (err) {
-      if (renamed < temps.length) await Promise.all(temps.map((f) => rm(f.temp, { force: true }).catch(() => undefined)))
+      if (renamed <= contentFiles.length) await Promise.all([...contentFiles, objectFile].map((f) => rm(f.temp, { force: true }).catch(() => undefined)))
       if (err instanceof Error && !isFsError(err)) throw err
       throw storeError(`Cannot write ${pid} to the ${this.description}`, err)
     }
@@ -200,19 +219,74 @@ class FilesystemStore implements ObjectStoreConnector {
     return existed ? 'replaced' : 'new'
   }
 
-  /** One version's content to its temporary file. */
-  private async writeContent(temp: string, source: Readable): Promise<void> {
+  /** Blocking calls one after another (stopping at the first failure); non-blocking ones a few at a time. */
+  private async runAll(jobs: Array<() => Promise<void>>): Promise<void> {
+    if (!this.options.blocking) return runLimited(jobs, WRITE_CONCURRENCY)
+    for (const job of jobs) await job()
+  }
+
+  /** Make `dir` unless it is known to exist; true when it (or a parent) was made just now. */
+  private async ensureDir(dir: string): Promise<boolean> {
+    if (this.knownDirs.has(dir)) return false
+    const created = await this.io.mkdirp(dir)
+    this.remember(dir)
+    return created !== undefined
+  }
+
+  private remember(dir: string): void {
+    if (this.knownDirs.size >= KNOWN_DIRS_MAX) this.knownDirs.clear()
+    this.knownDirs.add(dir)
+  }
+
+  /**
+   * Run `write` (which creates a file in `dir`); when it fails with ENOENT,
+   * perhaps because `dir` was removed meanwhile, make `dir` again and retry
+   * once. (The ENOENT may be about something else, such as the file being
+   * copied; the retry then fails the same way. A concurrent write may have
+   * made `dir` already, so a retry does not depend on who made it.)
+   */
+  private async inDir(dir: string, write: () => Promise<void>): Promise<void> {
+    try {
+      await write()
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      this.knownDirs.delete(dir)
+      await this.io.mkdirp(dir)
+      this.remember(dir)
+      await write()
+    }
+  }
+
+  /** One version's content to its temporary file in `dir`. */
+  private async writeContent(dir: string, temp: string, source: Readable): Promise<void> {
     const local = (source as LocalContent)[LOCAL_PATH]
     if (local === undefined) {
+      // A stream cannot be read twice, so no retry: make sure of the directory first (cheap next to streaming).
+      await this.io.mkdirp(dir)
       await pipeline(source, createWriteStream(temp, { flags: 'wx', flush: this.options.durable }))
       return
     }
     try {
-      await this.io.copyNewFile(local, temp)
+      await this.inDir(dir, () => this.io.copyNewFile(local, temp))
+    } catch (err) {
+      // Content handed over unchecked (see contentForCopy): when the source
+      // file is not there, write what the caller supplies instead.
+      const ifAbsent = (source as LocalContent)[IF_ABSENT]
+      if (ifAbsent === undefined || (await this.isFile(local))) throw err
+      await rm(temp, { force: true })
+      await pipeline(await ifAbsent(), createWriteStream(temp, { flags: 'wx', flush: this.options.durable }))
     } finally {
       source.destroy() // never opened: nothing to close
     }
     if (this.options.durable) await syncPath(temp)
+  }
+
+  private async isFile(path: string): Promise<boolean> {
+    try {
+      return (await this.io.stat(path)).isFile()
+    } catch {
+      return false
+    }
   }
 
   async *enumerate(set: ObjectSetSpec, signal: AbortSignal): AsyncGenerator<string> {
@@ -230,8 +304,16 @@ class FilesystemStore implements ObjectStoreConnector {
     }
   }
 
-  /** Every object PID under `dir`, in directory order. */
-  private async *walk(dir: string, signal: AbortSignal): AsyncGenerator<string> {
+  /** See {@link enumerateShare}. */
+  async *enumerateShare(pattern: string, signal: AbortSignal, share: Share): AsyncGenerator<string> {
+    const matches = compilePidPattern(pattern)
+    for await (const pid of this.walk(this.base, signal, share)) {
+      if (isValidPid(pid) && matches(pid)) yield pid
+    }
+  }
+
+  /** Every object PID under `dir`, in directory order; in the base directory, only the entries of `share`. */
+  private async *walk(dir: string, signal: AbortSignal, share?: Share): AsyncGenerator<string> {
     if (signal.aborted) return
     let handle: DirReader
     try {
@@ -249,6 +331,7 @@ class FilesystemStore implements ObjectStoreConnector {
       for (let entry = await handle.read(); entry !== null; entry = await handle.read()) {
         if (signal.aborted) return
         const name = entry.name
+        if (share !== undefined && shareOf(name, entry.isDirectory(), share.count) !== share.index) continue
         if (entry.isDirectory()) {
           yield* this.walk(join(dir, name), signal)
         } else if (entry.isFile()) {
@@ -292,31 +375,80 @@ class FilesystemStore implements ObjectStoreConnector {
   }
 
   private objectPath(pid: string): string {
-    return join(objectDir(this.base, pid), objectFileName(pid))
+    return join(this.dirOf(pid), objectFileName(pid))
+  }
+
+  private dirOf(pid: string): string {
+    if (pid !== this.lastPid) {
+      this.lastDir = objectDir(this.base, pid)
+      this.lastPid = pid
+    }
+    return this.lastDir
   }
 }
 
-/** The object as stored here: managed versions point at their content files. */
-function withInternalLocations(obj: FoxmlObject): FoxmlObject {
-  return {
-    ...obj,
-    datastreams: obj.datastreams.map((ds) =>
-      ds.controlGroup !== 'M'
-        ? ds
-        : {
-            ...ds,
-            versions: ds.versions.map((v) => {
-              const { binaryContent: _inline, ...rest } = v
-              return { ...rest, contentLocation: { type: 'INTERNAL_ID', ref: `${obj.pid}+${ds.id}+${v.id}` } }
-            }),
-          },
-    ),
+/**
+ * For a copy between two filesystem stores: the content of one version in
+ * `source`, as a stream that `dest` copies by path, handed over without
+ * looking at the file first (a system call less per version). When the file
+ * is not there (or is not a regular file), `dest` writes what `ifAbsent`
+ * supplies instead, or fails with its error — what a caller of
+ * `readContent` would do on `undefined`. `undefined` unless both stores are
+ * filesystem stores (use `readContent` then).
+ *
+ * @example
+ * const stream = contentForCopy(source, dest, 'demo:1', 'IMG', 'IMG.0', async () => { throw new Error('no content') })
+ *   ?? (await source.readContent('demo:1', 'IMG', 'IMG.0'))
+ */
+export function contentForCopy(
+  source: ObjectStoreConnector,
+  dest: ObjectStoreConnector,
+  pid: string,
+  dsId: string,
+  versionId: string,
+  ifAbsent: () => Promise<Readable>,
+): Readable | undefined {
+  if (!(source instanceof FilesystemStore) || !(dest instanceof FilesystemStore)) return undefined
+  return source.localContent(pid, dsId, versionId, ifAbsent)
+}
+
+/** One part of a walk divided between several walkers: `index` of `count`. */
+export interface Share {
+  index: number
+  count: number
+}
+
+/**
+ * Part `share.index` of `share.count` of the pattern enumeration of a
+ * filesystem store: the walk of every top-level directory whose name falls
+ * into that share. Together the shares enumerate exactly what `enumerate`
+ * does for the pattern (in another order), each object once, so that
+ * several threads can walk one store. Stops as soon as `signal` is aborted.
+ *
+ * @example
+ * for await (const pid of enumerateShare(store, '*', signal, { index: 0, count: 2 })) console.log(pid)
+ */
+export function enumerateShare(connector: ObjectStoreConnector, pattern: string, signal: AbortSignal, share: Share): AsyncGenerator<string> {
+  if (!(connector instanceof FilesystemStore)) throw new TypeError('enumerateShare: not a filesystem store connector')
+  if (!Number.isInteger(share.count) || share.count < 1 || !Number.isInteger(share.index) || share.index < 0 || share.index >= share.count) {
+    throw new RangeError('enumerateShare: share.index must be an integer from 0 to share.count - 1')
   }
+  return connector.enumerateShare(pattern, signal, share)
+}
+
+/** Which share a top-level entry belongs to: directories by a hash of their name (even for the hex names of the layout), files to share 0. */
+function shareOf(name: string, isDirectory: boolean, count: number): number {
+  if (!isDirectory) return 0
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193)
+  return (h >>> 0) % count
 }
 
 /** A stream over a file of a filesystem store, carrying the file's path. */
 const LOCAL_PATH = Symbol('cloudsync.localContentPath')
-type LocalContent = Readable & { [LOCAL_PATH]?: string }
+/** What to write instead when the file turns out not to be there (see contentForCopy). */
+const IF_ABSENT = Symbol('cloudsync.ifContentAbsent')
+type LocalContent = Readable & { [LOCAL_PATH]?: string; [IF_ABSENT]?: () => Promise<Readable> }
 
 /** Temporary files written at once per object. */
 const WRITE_CONCURRENCY = 4

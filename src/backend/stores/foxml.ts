@@ -6,11 +6,20 @@
  * references are decoded here, nothing else. Inline XML (`xmlContent`) is
  * kept byte-for-byte as it appeared between its tags, together with the
  * namespace bindings that were in scope there, so it round-trips faithfully.
+ * The parser takes mismatched and missing end tags in its stride, so the
+ * text first passes `checkMarkup` (xml-guard.ts): a file cut short never
+ * reads as a smaller object.
  *
  * Writing is a small serializer (the model is flat and the inline XML must be
  * inserted verbatim, which a generic builder would re-escape).
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser'
+import { createRequire } from 'node:module'
+import { checkMarkup } from './xml-guard.js'
+
+// The package's single-file CommonJS build: it loads in a fifth of the time
+// of its tree of ES modules, which every copy worker thread pays at start.
+const { XMLParser } = createRequire(import.meta.url)('fast-xml-parser') as typeof import('fast-xml-parser')
+type XMLParser = import('fast-xml-parser').XMLParser
 
 export const FOXML_NAMESPACE = 'info:fedora/fedora-system:def/foxml#'
 const XSI_NAMESPACE = 'http://www.w3.org/2001/XMLSchema-instance'
@@ -67,34 +76,51 @@ export interface FoxmlObject {
   datastreams: FoxmlDatastream[]
 }
 
-type Node = Record<string, unknown>
+/** An element of the parser's ordered output: `{ [name]: children, ':@'?: attributes }`, or `{ '#text': text }`. */
+type Item = Record<string, unknown>
+type Attrs = Record<string, unknown>
+type Scope = Readonly<Record<string, string>>
 
 const CONTROL_GROUPS = new Set<string>(['X', 'M', 'E', 'R'])
-const DOCTYPE = /<!DOCTYPE/i
-// The root element's name, after an optional BOM, XML declaration, PIs and comments.
-const ROOT_TAG = /^\uFEFF?(?:\s|<\?[\s\S]*?\?>|<!--[\s\S]*?-->)*<([A-Za-z_][\w.-]*(?::[A-Za-z_][\w.-]*)?)/
+const TEXT = '#text'
+const ATTRIBUTES = ':@'
+const NO_ATTRS: Attrs = Object.freeze(Object.create(null) as Attrs)
+const EMPTY_SCOPE: Scope = Object.freeze({})
 
-// One parser per FOXML prefix (the stop node must name `xmlContent` with the
+/** A parser and the element names for one FOXML prefix. */
+interface Reader {
+  parser: XMLParser
+  names: Record<(typeof ELEMENTS)[number], string>
+}
+
+const ELEMENTS = ['objectProperties', 'property', 'extproperty', 'datastream', 'datastreamVersion', 'contentDigest', 'contentLocation', 'xmlContent', 'binaryContent'] as const
+
+// One reader per FOXML prefix (the stop node must name `xmlContent` with the
 // document's prefix); in practice only `foxml:` and unprefixed occur.
-const parsers = new Map<string, XMLParser>()
+const readers = new Map<string, Reader>()
 
-function parserFor(prefix: string): XMLParser {
-  let parser = parsers.get(prefix)
-  if (parser === undefined) {
-    parser = new XMLParser({
+function readerFor(prefix: string): Reader {
+  let reader = readers.get(prefix)
+  if (reader === undefined) {
+    const parser = new XMLParser({
+      // The ordered form as it comes out of the parser, not regrouped by name afterwards.
+      preserveOrder: true,
       ignoreAttributes: false,
       attributeNamePrefix: '',
-      attributesGroupName: '@',
       parseTagValue: false,
       parseAttributeValue: false,
       processEntities: false,
       htmlEntities: false,
       trimValues: false,
       stopNodes: [`..${prefix}xmlContent`],
+      // Callbacks get the path matcher itself: no path string built per element.
+      jPath: false,
     })
-    if (parsers.size < 16) parsers.set(prefix, parser)
+    const names = Object.fromEntries(ELEMENTS.map((name) => [name, prefix + name])) as Reader['names']
+    reader = { parser, names }
+    if (readers.size < 16) readers.set(prefix, reader)
   }
-  return parser
+  return reader
 }
 
 /**
@@ -108,146 +134,165 @@ function parserFor(prefix: string): XMLParser {
  * if (obj) console.log(obj.pid, obj.datastreams.map((d) => d.id))
  */
 export function parseFoxml(text: string): FoxmlObject | undefined {
-  if (typeof text !== 'string' || DOCTYPE.test(text)) return undefined
-  const rootMatch = ROOT_TAG.exec(text)
-  if (rootMatch === null) return undefined
-  const rootName = rootMatch[1]!
+  if (typeof text !== 'string') return undefined
+  // Well-formed (DOCTYPE refused, complete to the root's end tag), and the root's name.
+  const rootName = checkMarkup(text)
+  if (rootName === undefined) return undefined
   const colon = rootName.indexOf(':')
   const prefix = colon === -1 ? '' : rootName.slice(0, colon + 1)
   if (rootName.slice(prefix.length) !== 'digitalObject') return undefined
-  if (XMLValidator.validate(text) !== true) return undefined
 
-  let doc: Node
+  const { parser, names } = readerFor(prefix)
+  let doc: unknown
   try {
-    doc = parserFor(prefix).parse(text) as Node
+    doc = parser.parse(text)
   } catch {
     return undefined
   }
-  const root = doc[rootName]
-  if (!isNode(root)) return undefined
-  const rootAttrs = attrs(root)
-  const pid = rootAttrs.PID
+  const root = Array.isArray(doc) ? (doc as Item[]).find((item) => nameOf(item) === rootName) : undefined
+  if (root === undefined) return undefined
+  const rootAttrs = attrsOf(root)
+  const pid = getAttr(rootAttrs, 'PID')
   if (pid === undefined || pid === '') return undefined
-  const rootScope = declarations(rootAttrs, {})
+  const rootScope = declarations(rootAttrs, EMPTY_SCOPE)
 
-  const properties: FoxmlProperty[] = []
-  const extProperties: FoxmlProperty[] = []
-  for (const props of children(root, prefix + 'objectProperties')) {
-    if (!readProperties(children(props, prefix + 'property'), properties)) return undefined
-    if (!readProperties(children(props, prefix + 'extproperty'), extProperties)) return undefined
-  }
-
-  const datastreams: FoxmlDatastream[] = []
-  for (const dsNode of children(root, prefix + 'datastream')) {
-    const a = attrs(dsNode)
-    const id = a.ID
-    const controlGroup = a.CONTROL_GROUP
-    if (id === undefined || id === '' || controlGroup === undefined || !CONTROL_GROUPS.has(controlGroup)) return undefined
-    const ds: FoxmlDatastream = { id, controlGroup: controlGroup as ControlGroup, versions: [] }
-    if (a.STATE !== undefined) ds.state = a.STATE
-    if (a.VERSIONABLE !== undefined) ds.versionable = a.VERSIONABLE
-    if (a.FEDORA_URI !== undefined) ds.fedoraUri = a.FEDORA_URI
-    const dsScope = declarations(a, rootScope)
-    for (const vNode of children(dsNode, prefix + 'datastreamVersion')) {
-      const version = readVersion(vNode, prefix, dsScope)
-      if (version === undefined) return undefined
-      ds.versions.push(version)
+  const obj: FoxmlObject = { pid, properties: [], extProperties: [], datastreams: [] }
+  for (const child of childrenOf(root, rootName)) {
+    const name = nameOf(child)
+    if (name === names.objectProperties) {
+      for (const p of childrenOf(child, name)) {
+        const kind = nameOf(p)
+        const into = kind === names.property ? obj.properties : kind === names.extproperty ? obj.extProperties : undefined
+        if (into === undefined) continue
+        const a = attrsOf(p)
+        const propertyName = getAttr(a, 'NAME')
+        if (propertyName === undefined) return undefined
+        into.push({ name: propertyName, value: getAttr(a, 'VALUE') ?? '' })
+      }
+    } else if (name === names.datastream) {
+      const ds = readDatastream(child, names, rootScope)
+      if (ds === undefined) return undefined
+      obj.datastreams.push(ds)
     }
-    datastreams.push(ds)
   }
-
-  const obj: FoxmlObject = { pid, properties, extProperties, datastreams }
-  if (rootAttrs.FEDORA_URI !== undefined) obj.fedoraUri = rootAttrs.FEDORA_URI
+  const fedoraUri = getAttr(rootAttrs, 'FEDORA_URI')
+  if (fedoraUri !== undefined) obj.fedoraUri = fedoraUri
   return obj
 }
 
-function readProperties(nodes: Node[], into: FoxmlProperty[]): boolean {
-  for (const node of nodes) {
-    const a = attrs(node)
-    if (a.NAME === undefined) return false
-    into.push({ name: a.NAME, value: a.VALUE ?? '' })
+function readDatastream(item: Item, names: Reader['names'], scope: Scope): FoxmlDatastream | undefined {
+  const a = attrsOf(item)
+  const id = getAttr(a, 'ID')
+  const controlGroup = getAttr(a, 'CONTROL_GROUP')
+  if (id === undefined || id === '' || controlGroup === undefined || !CONTROL_GROUPS.has(controlGroup)) return undefined
+  const ds: FoxmlDatastream = { id, controlGroup: controlGroup as ControlGroup, versions: [] }
+  const state = getAttr(a, 'STATE')
+  if (state !== undefined) ds.state = state
+  const versionable = getAttr(a, 'VERSIONABLE')
+  if (versionable !== undefined) ds.versionable = versionable
+  const fedoraUri = getAttr(a, 'FEDORA_URI')
+  if (fedoraUri !== undefined) ds.fedoraUri = fedoraUri
+  const dsScope = declarations(a, scope)
+  for (const child of childrenOf(item, names.datastream)) {
+    if (nameOf(child) !== names.datastreamVersion) continue
+    const version = readVersion(child, names, dsScope)
+    if (version === undefined) return undefined
+    ds.versions.push(version)
   }
-  return true
+  return ds
 }
 
-function readVersion(node: Node, prefix: string, scope: Record<string, string>): FoxmlDatastreamVersion | undefined {
-  const a = attrs(node)
-  if (a.ID === undefined || a.ID === '') return undefined
-  const v: FoxmlDatastreamVersion = { id: a.ID }
-  if (a.LABEL !== undefined) v.label = a.LABEL
-  if (a.CREATED !== undefined) v.created = a.CREATED
-  if (a.MIMETYPE !== undefined) v.mimeType = a.MIMETYPE
-  if (a.FORMAT_URI !== undefined) v.formatUri = a.FORMAT_URI
-  if (a.ALT_IDS !== undefined) v.altIds = a.ALT_IDS
-  if (a.SIZE !== undefined) v.size = a.SIZE
-  const digest = children(node, prefix + 'contentDigest')[0]
+function readVersion(item: Item, names: Reader['names'], scope: Scope): FoxmlDatastreamVersion | undefined {
+  const a = attrsOf(item)
+  const id = getAttr(a, 'ID')
+  if (id === undefined || id === '') return undefined
+  const v: FoxmlDatastreamVersion = { id }
+  const label = getAttr(a, 'LABEL')
+  if (label !== undefined) v.label = label
+  const created = getAttr(a, 'CREATED')
+  if (created !== undefined) v.created = created
+  const mimeType = getAttr(a, 'MIMETYPE')
+  if (mimeType !== undefined) v.mimeType = mimeType
+  const formatUri = getAttr(a, 'FORMAT_URI')
+  if (formatUri !== undefined) v.formatUri = formatUri
+  const altIds = getAttr(a, 'ALT_IDS')
+  if (altIds !== undefined) v.altIds = altIds
+  const size = getAttr(a, 'SIZE')
+  if (size !== undefined) v.size = size
+  // The first of each kind counts.
+  let digest: Item | undefined
+  let location: Item | undefined
+  let xml: Item | undefined
+  let binary: Item | undefined
+  for (const child of childrenOf(item, names.datastreamVersion)) {
+    const name = nameOf(child)
+    if (name === names.contentDigest) digest ??= child
+    else if (name === names.contentLocation) location ??= child
+    else if (name === names.xmlContent) xml ??= child
+    else if (name === names.binaryContent) binary ??= child
+  }
   if (digest !== undefined) {
-    const d = attrs(digest)
-    v.contentDigest = { type: d.TYPE ?? '', digest: d.DIGEST ?? '' }
+    const d = attrsOf(digest)
+    v.contentDigest = { type: getAttr(d, 'TYPE') ?? '', digest: getAttr(d, 'DIGEST') ?? '' }
   }
-  const location = children(node, prefix + 'contentLocation')[0]
   if (location !== undefined) {
-    const l = attrs(location)
-    if (l.REF === undefined) return undefined
-    v.contentLocation = { type: l.TYPE ?? 'URL', ref: l.REF }
+    const l = attrsOf(location)
+    const ref = getAttr(l, 'REF')
+    if (ref === undefined) return undefined
+    v.contentLocation = { type: getAttr(l, 'TYPE') ?? 'URL', ref }
   }
-  const xml = node[prefix + 'xmlContent']
   if (xml !== undefined) {
-    const first = Array.isArray(xml) ? xml[0] : xml
-    // A stop node comes back as its raw text, or `{ '#text', '@' }` with attributes.
-    if (typeof first === 'string') {
-      v.xmlContent = first
-      v.xmlNamespaces = { ...scope }
-    } else if (isNode(first)) {
-      const raw = first['#text']
-      v.xmlContent = typeof raw === 'string' ? raw : ''
-      v.xmlNamespaces = declarations(attrs(first), scope)
-    } else {
-      return undefined
-    }
+    // A stop node: its raw text, verbatim.
+    v.xmlContent = textOf(xml, names.xmlContent)
+    v.xmlNamespaces = { ...declarations(attrsOf(xml), scope) }
   }
-  const binary = node[prefix + 'binaryContent']
-  if (binary !== undefined) {
-    const first = Array.isArray(binary) ? binary[0] : binary
-    const raw = typeof first === 'string' ? first : isNode(first) ? first['#text'] : undefined
-    v.binaryContent = typeof raw === 'string' ? decodeEntities(raw) : ''
-  }
+  if (binary !== undefined) v.binaryContent = decodeEntities(textOf(binary, names.binaryContent))
   return v
 }
 
-function isNode(value: unknown): value is Node {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+/** The element's name (its first key that is not the attributes). */
+function nameOf(item: Item): string | undefined {
+  for (const key in item) if (key !== ATTRIBUTES) return key
+  return undefined
 }
 
-const NO_ATTRS: Record<string, string> = Object.freeze({}) as Record<string, string>
+function childrenOf(item: Item, name: string): Item[] {
+  const children = item[name]
+  return Array.isArray(children) ? (children as Item[]) : []
+}
 
-/** The element's attributes with entity references decoded. */
-function attrs(node: Node): Record<string, string> {
-  const group = node['@']
-  if (!isNode(group)) return NO_ATTRS
-  const out: Record<string, string> = Object.create(null) as Record<string, string>
-  for (const key of Object.keys(group)) {
-    const value = group[key]
-    if (typeof value === 'string') out[key] = decodeEntities(value)
+/** The element's text (its text children joined). */
+function textOf(item: Item, name: string): string {
+  let text = ''
+  for (const child of childrenOf(item, name)) {
+    const t = child[TEXT]
+    if (typeof t === 'string') text += t
   }
-  return out
+  return text
 }
 
-/** Child elements named `name` as an array (an empty element parses as `''`). */
-function children(node: Node, name: string): Node[] {
-  const value = node[name]
-  if (value === undefined) return []
-  const list = Array.isArray(value) ? value : [value]
-  return list.map((item) => (isNode(item) ? item : {}))
+/** The element's attributes as the parser left them (entity references not yet decoded). */
+function attrsOf(item: Item): Attrs {
+  const a = item[ATTRIBUTES]
+  return typeof a === 'object' && a !== null ? (a as Attrs) : NO_ATTRS
 }
 
-/** `scope` extended by the `xmlns` / `xmlns:p` attributes in `a`. */
-function declarations(a: Record<string, string>, scope: Record<string, string>): Record<string, string> {
+/** One attribute with entity references decoded; own properties only. */
+function getAttr(a: Attrs, name: string): string | undefined {
+  if (!Object.hasOwn(a, name)) return undefined
+  const value = a[name]
+  return typeof value === 'string' ? decodeEntities(value) : undefined
+}
+
+/** `scope` extended by the `xmlns` / `xmlns:p` attributes in `a` (`scope` itself when there are none). */
+function declarations(a: Attrs, scope: Scope): Scope {
   let out: Record<string, string> | undefined
   for (const key of Object.keys(a)) {
     if (key === 'xmlns' || key.startsWith('xmlns:')) {
+      const value = getAttr(a, key)
+      if (value === undefined) continue
       out ??= { ...scope }
-      out[key === 'xmlns' ? '' : key.slice(6)] = a[key]!
+      out[key === 'xmlns' ? '' : key.slice(6)] = value
     }
   }
   return out ?? scope
@@ -284,6 +329,16 @@ function attr(name: string, value: string | undefined): string {
   return value === undefined ? '' : ` ${name}="${escapeAttr(value)}"`
 }
 
+/** Options of {@link serializeFoxml}. */
+export interface SerializeFoxmlOptions {
+  /**
+   * Record the content of every Managed (`M`) version at this location
+   * instead of the model's (inline base64 content is then left out), e.g.
+   * where a store keeps that content itself.
+   */
+  managedLocation?: (dsId: string, versionId: string) => { type: string; ref: string }
+}
+
 /**
  * Serialize a {@link FoxmlObject} as FOXML 1.1 (UTF-8, `foxml:` prefix).
  * Inline XML is written verbatim, with the namespace bindings it had in scope
@@ -291,8 +346,11 @@ function attr(name: string, value: string | undefined): string {
  *
  * @example
  * await writeFile(path, serializeFoxml(obj), 'utf8')
+ * // Managed content kept next to the object file:
+ * serializeFoxml(obj, { managedLocation: (ds, v) => ({ type: 'INTERNAL_ID', ref: `${obj.pid}+${ds}+${v}` }) })
  */
-export function serializeFoxml(obj: FoxmlObject): string {
+export function serializeFoxml(obj: FoxmlObject, options?: SerializeFoxmlOptions): string {
+  const managedLocation = options?.managedLocation
   let out = '<?xml version="1.0" encoding="UTF-8"?>\n'
   out += `<foxml:digitalObject VERSION="1.1"${attr('PID', obj.pid)}${attr('FEDORA_URI', obj.fedoraUri)}`
   out += ` xmlns:foxml="${FOXML_NAMESPACE}" xmlns:xsi="${XSI_NAMESPACE}" xsi:schemaLocation="${FOXML_SCHEMA_LOCATION}">\n`
@@ -304,13 +362,15 @@ export function serializeFoxml(obj: FoxmlObject): string {
   }
   for (const ds of obj.datastreams) {
     out += `  <foxml:datastream${attr('ID', ds.id)}${attr('STATE', ds.state)}${attr('CONTROL_GROUP', ds.controlGroup)}${attr('VERSIONABLE', ds.versionable)}${attr('FEDORA_URI', ds.fedoraUri)}>\n`
-    for (const v of ds.versions) out += serializeVersion(v)
+    const relocate = ds.controlGroup === 'M' ? managedLocation : undefined
+    for (const v of ds.versions) out += serializeVersion(v, relocate?.(ds.id, v.id))
     out += '  </foxml:datastream>\n'
   }
   return out + '</foxml:digitalObject>\n'
 }
 
-function serializeVersion(v: FoxmlDatastreamVersion): string {
+/** One version; with `location`, that is where its content is recorded (and no inline content). */
+function serializeVersion(v: FoxmlDatastreamVersion, location?: { type: string; ref: string }): string {
   let out = `    <foxml:datastreamVersion${attr('ID', v.id)}${attr('LABEL', v.label)}${attr('CREATED', v.created)}${attr('MIMETYPE', v.mimeType)}${attr('FORMAT_URI', v.formatUri)}${attr('ALT_IDS', v.altIds)}${attr('SIZE', v.size)}>\n`
   if (v.contentDigest !== undefined) {
     out += `      <foxml:contentDigest${attr('TYPE', v.contentDigest.type)}${attr('DIGEST', v.contentDigest.digest)}/>\n`
@@ -318,10 +378,11 @@ function serializeVersion(v: FoxmlDatastreamVersion): string {
   if (v.xmlContent !== undefined) {
     out += `      <foxml:xmlContent${namespaceAttrs(v.xmlNamespaces)}>${v.xmlContent}</foxml:xmlContent>\n`
   }
-  if (v.contentLocation !== undefined) {
-    out += `      <foxml:contentLocation${attr('TYPE', v.contentLocation.type)}${attr('REF', v.contentLocation.ref)}/>\n`
+  const contentLocation = location ?? v.contentLocation
+  if (contentLocation !== undefined) {
+    out += `      <foxml:contentLocation${attr('TYPE', contentLocation.type)}${attr('REF', contentLocation.ref)}/>\n`
   }
-  if (v.binaryContent !== undefined) {
+  if (v.binaryContent !== undefined && location === undefined) {
     out += `      <foxml:binaryContent>${escapeAttr(v.binaryContent)}</foxml:binaryContent>\n`
   }
   return out + '    </foxml:datastreamVersion>\n'

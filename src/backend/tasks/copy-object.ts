@@ -5,6 +5,7 @@
  * Used in-process and by the copy worker alike.
  */
 import { Readable } from 'node:stream'
+import { contentForCopy } from '../stores/filesystem.js'
 import { convertToManaged, hasManagedDatastream } from '../stores/foxml.js'
 import type { FoxmlObject } from '../stores/foxml.js'
 import type { ObjectStoreConnector, WriteOutcome } from '../stores/types.js'
@@ -40,16 +41,23 @@ export async function copyObject(
   // Judged on the source object, before any E/R conversion.
   if (!flags.includeManaged && hasManagedDatastream(obj)) return COPY_OUTCOME.managed
   const out = convertToManaged(obj, { external: flags.copyExternal, redirect: flags.copyRedirect })
-  const outcome = await dest.writeObject(out, (dsId, versionId) => contentOf(source, obj, dsId, versionId), {
+  const outcome = await dest.writeObject(out, (dsId, versionId) => contentOf(source, dest, obj, dsId, versionId), {
     overwrite: flags.overwrite,
   })
   return WRITE_OUTCOME[outcome]
 }
 
 /** One version's content from the source, or an error naming it [D40]. */
-async function contentOf(source: ObjectStoreConnector, obj: FoxmlObject, dsId: string, versionId: string): Promise<Readable> {
+async function contentOf(source: ObjectStoreConnector, dest: ObjectStoreConnector, obj: FoxmlObject, dsId: string, versionId: string): Promise<Readable> {
+  // Between filesystem stores the file is copied by path without a look first; a missing one gets absentContent too.
+  const byPath = contentForCopy(source, dest, obj.pid, dsId, versionId, async () => absentContent(obj, dsId, versionId))
+  if (byPath !== undefined) return byPath
   const stream = await source.readContent(obj.pid, dsId, versionId)
-  if (stream !== undefined) return stream
+  return stream ?? absentContent(obj, dsId, versionId)
+}
+
+/** What to copy when the source store has no content for a version: inline content, or an error naming it. */
+function absentContent(obj: FoxmlObject, dsId: string, versionId: string): Readable {
   const ds = obj.datastreams.find((d) => d.id === dsId)
   // Archive-style FOXML may carry managed content inline.
   const inline = ds?.versions.find((v) => v.id === versionId)?.binaryContent

@@ -51,9 +51,9 @@ export async function runCopy(ctx: RunContext): Promise<void> {
     copyExternal: data.copyExternal,
     copyRedirect: data.copyRedirect,
   }
-  // Between filesystem stores the loop runs in a worker thread (same lines, same checkpoints).
-  // (It needs onSignal to call the worker to a checkpoint.)
-  if (ctx.workerThreads !== false && ctx.onSignal !== undefined && (await runCopyInWorker(ctx, { query, source, dest }, parseObjectSet(set), flags))) return
+  // Between filesystem stores the loop runs in worker threads (same lines, same checkpoints).
+  // (It needs onSignal to call the workers to a checkpoint.)
+  if (ctx.workerThreads !== false && ctx.onSignal !== undefined && (await runCopyInWorker(ctx, { query, source, dest }, parseObjectSet(set), flags, ctx.copyThreads))) return
 
   // Look ahead by one object: while one object is copied, the next PID is
   // enumerated (and, in-process, its source object read and parsed). Only

@@ -35,6 +35,12 @@ export interface TaskManagerOptions {
    * free for requests). Default true.
    */
   workerThreads?: boolean
+  /**
+   * Worker threads that walk and copy one `pidPattern` set between
+   * filesystem stores together (a `pidList` set is copied by one, in list
+   * order). Default: one per core, at most two.
+   */
+  copyThreads?: number
   /** System log (start-up recovery, failures that cannot go into a task log). Default: `console.warn`. */
   log?: (message: string) => void
   /** Run bodies by task type; defaults to the built-in list and copy runners. */
@@ -59,6 +65,7 @@ export class TaskManager {
   private readonly intervalMs: number
   private readonly storeOptions: ConnectorOptions
   private readonly workerThreads: boolean
+  private readonly copyThreads: number | undefined
   private readonly log: (message: string) => void
   private readonly bodies: Record<TaskType, RunBody>
   private readonly runners = new Map<number, { runner: TaskRunner; done: Promise<void> }>()
@@ -94,7 +101,11 @@ export class TaskManager {
     if (options.workerThreads !== undefined && typeof options.workerThreads !== 'boolean') {
       throw new TypeError('TaskManager: option "workerThreads" must be a boolean')
     }
+    if (options.copyThreads !== undefined && !(Number.isInteger(options.copyThreads) && options.copyThreads >= 1)) {
+      throw new TypeError('TaskManager: option "copyThreads" must be a positive integer')
+    }
     this.workerThreads = options.workerThreads ?? true
+    this.copyThreads = options.copyThreads
     this.storeOptions = { ...options.storeOptions }
     if (options.durable !== undefined && this.storeOptions.durable === undefined) this.storeOptions.durable = options.durable
     this.log = options.log ?? ((message) => console.warn(`cloudsync task manager: ${message}`))
@@ -262,6 +273,7 @@ export class TaskManager {
       body: body ?? (async () => Promise.reject(new Error(`Tasks of type "${task.type}" cannot be run by this server.`))),
       storeOptions: this.storeOptions,
       workerThreads: this.workerThreads,
+      copyThreads: this.copyThreads,
       recheckMs: this.intervalMs,
       report: this.log,
     })

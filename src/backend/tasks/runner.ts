@@ -32,11 +32,17 @@ export interface RunContext {
   readonly storeOptions: ConnectorOptions
   /**
    * Whether the body may do its work in a worker thread (the manager's
-   * `workerThreads`; absent = yes). A copy that runs in a worker thread calls
-   * `checkpoint()` only when a signal is pending: a wrapper whose checkpoint
-   * must run between all objects sets this to false.
+   * `workerThreads`; absent = yes). A copy that runs in worker threads calls
+   * `checkpoint()` once before its first object and then only when a signal
+   * is pending: a wrapper whose checkpoint must run between all objects sets
+   * this to false.
    */
   readonly workerThreads?: boolean
+  /**
+   * Worker threads for one copy of a `pidPattern` set between filesystem
+   * stores (the manager's `copyThreads`; absent = one per core, at most two).
+   */
+  readonly copyThreads?: number
   /**
    * Observe signals: returns at once when none is pending, waits while
    * paused, and throws (ending the run as `Canceled`) on cancel. Call it
@@ -65,6 +71,8 @@ export interface TaskRunnerOptions {
   storeOptions?: ConnectorOptions
   /** Let the body work in a worker thread. Default true. */
   workerThreads?: boolean
+  /** Worker threads for one copy of a pattern set. Default: one per core, at most two. */
+  copyThreads?: number
   /** While paused, re-read the task state at least this often (ms). Default 5000. */
   recheckMs?: number
   /** System log for problems that cannot go into the task log. */
@@ -131,7 +139,7 @@ export class TaskRunner {
   async run(): Promise<RunResult> {
     if (this.started) throw new Error('TaskRunner.run() may be called once')
     this.started = true
-    const { backend, task, log, body, storeOptions = {}, workerThreads = true } = this.options
+    const { backend, task, log, body, storeOptions = {}, workerThreads = true, copyThreads } = this.options
     const ctx: RunContext = {
       backend,
       task,
@@ -139,6 +147,7 @@ export class TaskRunner {
       signal: this.abort.signal,
       storeOptions,
       workerThreads,
+      ...(copyThreads === undefined ? {} : { copyThreads }),
       checkpoint: () => this.checkpoint(),
       onSignal: (listener) => {
         this.listeners.add(listener)

@@ -18,7 +18,14 @@ import { runList } from '../../src/backend/tasks/list-runner.js'
 import type { RunBody } from '../../src/backend/tasks/runner.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const SCREENSHOTS = path.join(ROOT, 'docs', 'screenshots')
+/**
+ * Where screenshots go: the documentation's own folder only when asked
+ * (`UPDATE_SCREENSHOTS=1`), so that a test run leaves the working tree clean;
+ * otherwise a folder under the system temp directory (the shots are still taken).
+ */
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === '1'
+  ? path.join(ROOT, 'docs', 'screenshots')
+  : path.join(tmpdir(), 'cloudsync-screenshots')
 export const ADMIN: [string, string] = ['admin', 'admin-pass']
 export const VIEWPORT = { width: 1200, height: 800 }
 
@@ -151,7 +158,7 @@ export async function openUi(page: Page, base: string, credentials: [string, str
 }
 
 /**
- * Save a screenshot for the documentation (`docs/screenshots/<name>.png`):
+ * Save a screenshot for the documentation (`<SCREENSHOTS>/<name>.png`):
  * the viewport (1200×800) from the top, without the transient notices.
  */
 export async function screenshot(page: Page, name: string, options: { fullPage?: boolean } = {}): Promise<void> {

@@ -24,14 +24,10 @@ import { writeFixtureStore } from './fixtures/foxml-fixture.js'
 import { openSqliteBackend } from '../src/backend/sqlite/index.js'
 import { text as streamText } from 'node:stream/consumers'
 import type { FixtureObject } from './fixtures/foxml-fixture.js'
+import { TS, STARTED, PAUSED, RESUMED, finished, until } from './helpers/task-log.js'
 
 type Json = any
 
-const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z'
-const STARTED = new RegExp(`^# Started at ${TS}$`)
-const PAUSED = new RegExp(`^# Paused at ${TS}$`)
-const RESUMED = new RegExp(`^# Resumed at ${TS}$`)
-const finished = (r: string) => new RegExp(`^# Finished \\(${r}\\) at ${TS}$`)
 const ISO_MS = new RegExp(`^${TS}$`)
 const OUTCOMES = ['OK (new in destination)', 'REPLACED (exists in destination)', 'SKIPPED (exists in destination)', 'SKIPPED (has managed datastream(s))', 'SKIPPED (does not exist in source)']
 
@@ -102,17 +98,6 @@ async function content(s: TestServer, log: Json): Promise<string> {
   const r = await s.admin('GET', pathOf(log.contentUri), { headers: { Accept: 'text/plain' } })
   if (r.status !== 200) throw new Error(`GET content: ${r.status} ${r.text}`)
   return r.text
-}
-
-/** Poll (no fixed sleeps) until `probe` returns a value, or fail after the deadline. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 15))
-  }
 }
 
 /** Wait until the task is Idle with a finished log; that log, its content and lines. */

@@ -28,22 +28,8 @@ import type { TaskManagerOptions } from '../src/backend/tasks/manager.js'
 import type { RunContext } from '../src/backend/tasks/runner.js'
 import { parseTaskData } from '../src/backend/tasks/task-data.js'
 import { writeFixtureStore } from './fixtures/foxml-fixture.js'
+import { PAUSED, RESUMED, finished, COPY_LINE, until } from './helpers/task-log.js'
 
-const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z'
-const PAUSED = new RegExp(`^# Paused at ${TS}$`)
-const RESUMED = new RegExp(`^# Resumed at ${TS}$`)
-const finished = (r: string) => new RegExp(`^# Finished \\(${r}\\) at ${TS}$`)
-const COPY_LINE = /^Copying (\S+)\.\.(OK \(new in destination\)|REPLACED \(exists in destination\)|SKIPPED \(exists in destination\)|SKIPPED \(has managed datastream\(s\)\)|SKIPPED \(does not exist in source\))$/
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

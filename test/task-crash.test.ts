@@ -15,6 +15,7 @@ import type { RequestOptions } from './helpers/http.js'
 import { contentPath, encodeName, isTempName, objectPath, parseFileName } from '../src/backend/stores/filesystem-layout.js'
 import { parseFoxml } from '../src/backend/stores/foxml.js'
 import { writeFixtureStore } from './fixtures/foxml-fixture.js'
+import { TS, until } from './helpers/task-log.js'
 
 type Json = any
 
@@ -23,7 +24,6 @@ const OBJECTS = 300
 // The object being written when the server is killed: one of its versions is big.
 const BIG_PID = 'demo:40'
 const BIG_BYTES = 128 * 1024 * 1024
-const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z'
 
 function call(server: ChildServer, method: string, p: string, body?: unknown, accept = 'application/json') {
   const options: RequestOptions = { basic: ADMIN, headers: { Accept: accept } }
@@ -41,16 +41,6 @@ async function json(server: ChildServer, method: string, p: string, body?: unkno
 }
 
 const pathOf = (uri: string) => new URL(uri).pathname
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 interface StoreFiles {
   objects: string[]

@@ -18,6 +18,7 @@ import type { TaskManagerOptions } from '../src/backend/tasks/manager.js'
 import { parseTaskData } from '../src/backend/tasks/task-data.js'
 import { writeFixtureStore } from './fixtures/foxml-fixture.js'
 import type { FixtureObject } from './fixtures/foxml-fixture.js'
+import { STARTED as started, PAUSED as paused, RESUMED as resumed, finished, until as waitFor } from './helpers/task-log.js'
 
 type Teardown = { teardown(fn: () => unknown): void }
 
@@ -66,16 +67,6 @@ function gate(match: (text: string) => boolean) {
         await opened
       }
     },
-  }
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 8000): Promise<T> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
   }
 }
 
@@ -159,11 +150,6 @@ async function setup(t: Teardown, options: { hooks?: Hooks; manager?: TaskManage
   return env
 }
 
-const TS = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z'
-const started = new RegExp(`^# Started at ${TS}$`)
-const finished = (r: string) => new RegExp(`^# Finished \\(${r}\\) at ${TS}$`)
-const paused = new RegExp(`^# Paused at ${TS}$`)
-const resumed = new RegExp(`^# Resumed at ${TS}$`)
 
 function copyData(setId: number, query: number, source: number, dest: number, flags: Partial<Record<'overwrite' | 'includeManaged' | 'copyExternal' | 'copyRedirect', string | boolean>> = {}) {
   return {

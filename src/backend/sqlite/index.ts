@@ -145,7 +145,7 @@ export class SqliteBackend implements Backend {
       this.logs = new TaskLogTable(db, logDir)
     } catch (err) {
       db.close()
-      throw isBusy(err) ? inUse(this.databasePath, opts.exclusive, err) : err
+      throw isBusy(err) ? inUse(this.databasePath, err) : err
     }
     this.db = db
   }
@@ -314,12 +314,10 @@ function isBusy(err: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
 }
 
-/** The start-up error when another process holds the file. */
-function inUse(file: string, exclusive: boolean, cause: unknown): Error {
+/** The start-up error when another process (or backend) holds the file. */
+function inUse(file: string, cause: unknown): Error {
   return new Error(
-    `The database ${file} is in use by another process` +
-      (exclusive ? ' (or this one asks for it exclusively while another has it open)' : ' that holds it exclusively') +
-      '. Stop the other CloudSync server on this data directory, or give this one its own data directory.',
+    `The database ${file} is in use by another process. Stop the other CloudSync server on this data directory, or give this one its own data directory.`,
     { cause },
   )
 }

@@ -148,17 +148,15 @@ export class UserTable {
   /** One user, or undefined (frozen when cached). */
   get(id: number): UserRecord | undefined {
     if (!isId(id)) return undefined
-    if (!this.cached) {
-      const row = this.byIdStmt.get<UserRow>(id)
-      return row === undefined ? undefined : toRecord(row)
-    }
     const hit = this.byIdCache.get(id)
     if (hit !== undefined) return hit ?? undefined
     const row = this.byIdStmt.get<UserRow>(id)
-    const record = row === undefined ? undefined : Object.freeze(toRecord(row))
-    // Bounded: unknown ids are remembered too, so a flood of them must not grow the map.
-    if (this.byIdCache.size >= BY_ID_CACHE_MAX) this.byIdCache.clear()
-    this.byIdCache.set(id, record ?? null)
+    const record = row === undefined ? undefined : toRecord(row)
+    if (this.cached) {
+      // Bounded: unknown ids are remembered too, so a flood of them must not grow the map.
+      if (this.byIdCache.size >= BY_ID_CACHE_MAX) this.byIdCache.clear()
+      this.byIdCache.set(id, record === undefined ? null : Object.freeze(record))
+    }
     return record
   }
 

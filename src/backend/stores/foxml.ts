@@ -186,12 +186,7 @@ function readDatastream(item: Item, names: Reader['names'], scope: Scope): Foxml
   const controlGroup = getAttr(a, 'CONTROL_GROUP')
   if (id === undefined || id === '' || controlGroup === undefined || !CONTROL_GROUPS.has(controlGroup)) return undefined
   const ds: FoxmlDatastream = { id, controlGroup: controlGroup as ControlGroup, versions: [] }
-  const state = getAttr(a, 'STATE')
-  if (state !== undefined) ds.state = state
-  const versionable = getAttr(a, 'VERSIONABLE')
-  if (versionable !== undefined) ds.versionable = versionable
-  const fedoraUri = getAttr(a, 'FEDORA_URI')
-  if (fedoraUri !== undefined) ds.fedoraUri = fedoraUri
+  copyOptional(a, ds, DATASTREAM_ATTRS)
   const dsScope = declarations(a, scope)
   for (const child of childrenOf(item, names.datastream)) {
     if (nameOf(child) !== names.datastreamVersion) continue
@@ -207,18 +202,7 @@ function readVersion(item: Item, names: Reader['names'], scope: Scope): FoxmlDat
   const id = getAttr(a, 'ID')
   if (id === undefined || id === '') return undefined
   const v: FoxmlDatastreamVersion = { id }
-  const label = getAttr(a, 'LABEL')
-  if (label !== undefined) v.label = label
-  const created = getAttr(a, 'CREATED')
-  if (created !== undefined) v.created = created
-  const mimeType = getAttr(a, 'MIMETYPE')
-  if (mimeType !== undefined) v.mimeType = mimeType
-  const formatUri = getAttr(a, 'FORMAT_URI')
-  if (formatUri !== undefined) v.formatUri = formatUri
-  const altIds = getAttr(a, 'ALT_IDS')
-  if (altIds !== undefined) v.altIds = altIds
-  const size = getAttr(a, 'SIZE')
-  if (size !== undefined) v.size = size
+  copyOptional(a, v, VERSION_ATTRS)
   // The first of each kind counts.
   let digest: Item | undefined
   let location: Item | undefined
@@ -275,6 +259,25 @@ function textOf(item: Item, name: string): string {
 function attrsOf(item: Item): Attrs {
   const a = item[ATTRIBUTES]
   return typeof a === 'object' && a !== null ? (a as Attrs) : NO_ATTRS
+}
+
+/** Optional string attributes and the fields they fill. */
+const DATASTREAM_ATTRS = [['STATE', 'state'], ['VERSIONABLE', 'versionable'], ['FEDORA_URI', 'fedoraUri']] as const
+const VERSION_ATTRS = [
+  ['LABEL', 'label'],
+  ['CREATED', 'created'],
+  ['MIMETYPE', 'mimeType'],
+  ['FORMAT_URI', 'formatUri'],
+  ['ALT_IDS', 'altIds'],
+  ['SIZE', 'size'],
+] as const
+
+/** Set each field whose attribute is present (absent attributes leave the field out). */
+function copyOptional<T extends object>(a: Attrs, into: T, fields: ReadonlyArray<readonly [string, keyof T & string]>): void {
+  for (const [attribute, field] of fields) {
+    const value = getAttr(a, attribute)
+    if (value !== undefined) (into as Record<string, string>)[field] = value
+  }
 }
 
 /** One attribute with entity references decoded; own properties only. */

@@ -110,8 +110,11 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
     if (path.length > apiPath.length + 1 && path.endsWith('/')) req.url = path.slice(0, -1) + url.slice(path.length)
     next()
   }
-  const api = apiHandler({ services, bodyLimit: opts.bodyLimit, apiPath, trustProxy: opts.trustProxy, ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }), authorize: authorize({ rules: userManagementRules(apiPath) }) })
-  const apiStack = compose([trailingSlash, formatSuffix(), sessions, auth, deferredOverride, csrf({ trustProxy: opts.trustProxy }), api])
+  // CSRF runs with the permission rules, after routing: an unknown path still
+  // answers 404 and an unsupported method 405 (spec §1.4 precedence).
+  const permissions = compose([csrf({ trustProxy: opts.trustProxy }), authorize({ rules: userManagementRules(apiPath) })])
+  const api = apiHandler({ services, bodyLimit: opts.bodyLimit, apiPath, trustProxy: opts.trustProxy, ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }), authorize: permissions })
+  const apiStack = compose([trailingSlash, formatSuffix(), sessions, auth, deferredOverride, api])
   const loginStack = compose([sessions, login({
     verify,
     throttle,

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { startTestServer, ADMIN, jsonBody } from './helpers/server.js'
 import { vj, vx } from './helpers/media.js'
+import { sessionCookie } from './reliability/helpers.js'
 
 const LINKS = ['currentUserUri', 'objectSetsUri', 'objectStoresUri', 'providerAccountsUri', 'spacesUri', 'taskLogsUri', 'tasksUri', 'usersUri']
 
@@ -122,6 +123,33 @@ t.test('method override (spec §1.4)', async (t) => {
   r = await s.admin('POST', `${path}?_method=DELETE&_method=PATCH`)
   t.equal(r.status, 204, 'first _method counts')
   t.equal((await s.admin('GET', path)).status, 404)
+})
+
+t.test('a cross-site cookie request gets 404 and 405 before the CSRF 403 (spec §1.4, §6.6)', async (t) => {
+  const s = await startTestServer(t)
+  const cookie = sessionCookie(await s.req('POST', '/login', {
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username: ADMIN[0], password: ADMIN[1] }).toString()
+  }))
+  const crossSite = { Cookie: cookie, Origin: 'https://evil.example', Accept: 'application/json', 'Content-Type': 'application/json' }
+  const body = JSON.stringify({ objectSet: { name: 'Forged' } })
+  const cases: Array<[string, string, number, string]> = [
+    ['POST', '/api/rest/nothing', 404, 'unknown path'],
+    ['PUT', '/api/rest/objectSets/1', 405, 'a method the route does not have'],
+    ['DELETE', '/api/rest/objectSets', 405, 'DELETE of a collection'],
+    ['POST', '/api/rest/objectSets/1?_method=PUT', 405, 'a refused override'],
+    ['POST', '/api/rest/objectSets/1?_method=PATCH', 403, 'an allowed state change: refused as cross-site'],
+    ['POST', '/api/rest/objectSets', 403, 'a create: refused as cross-site'],
+  ]
+  for (const [method, path, status, what] of cases) {
+    const r = await s.req(method, path, { headers: crossSite, body })
+    t.equal(r.status, status, `${method} ${path}: ${what}`)
+    const allowed = path.includes('/1') ? ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH'] : ['GET', 'HEAD', 'OPTIONS', 'POST']
+    if (status === 405) t.same(String(r.headers.allow).split(', ').sort(), allowed, 'with the route\'s methods in Allow')
+    if (status === 403) t.match(r.json(), { status: 403, detail: /Cross-site request refused/ })
+  }
+  const sets = await s.admin('GET', '/api/rest/objectSets.json')
+  t.notOk(sets.text.includes('Forged'), 'nothing was created or renamed')
 })
 
 t.test('authentication answers (spec §6.4)', async (t) => {

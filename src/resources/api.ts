@@ -1,7 +1,8 @@
 /**
- * The API dispatcher: route → 404/405 → authorize (403) → 415 → 406 →
- * body (400/413) → operation → representation. Runs after authentication,
- * method override and CSRF (spec §1.4 status precedence).
+ * The API dispatcher: route → 404/405 → authorize (403: CSRF and
+ * permission rules) → 415 → 406 → body (400/413) → operation →
+ * representation. Runs after authentication and method override (spec §1.4
+ * status precedence).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { contextOf, pathOnly } from '../middleware/context.js'
@@ -24,7 +25,7 @@ export interface ApiOptions extends LinkOptions {
   services: ApiServices
   /** Request body limit in bytes. */
   bodyLimit: number
-  /** Runs the permission rules (403) for a matched route. */
+  /** Runs the checks that answer 403 (CSRF, permission rules) for a matched route that needs authentication. */
   authorize: Middleware
 }
 
@@ -93,7 +94,7 @@ function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: In
   const match = matchRoute(routes, path, method)
   if (match === undefined) return next(unknownPath())
   const overrideError = (ctx as Record<symbol, unknown>)[OVERRIDE_ERROR]
-  if (overrideError !== undefined) return next(overrideError)
+  if (overrideError !== undefined) return next(withAllow(overrideError, match.route.allow))
   if (method === 'OPTIONS') {
     res.statusCode = 200
     res.setHeader('Allow', match.route.allow)
@@ -108,6 +109,12 @@ function dispatch(options: ApiOptions, routes: readonly CompiledRoute[], req: In
     if (err) return next(err)
     run(options, req, res, ctx, match, operation, method, next)
   })
+}
+
+/** A refused override is a 405 like any other: RFC 9110 wants the route's methods in `Allow`. */
+function withAllow(err: unknown, allow: string): unknown {
+  if (!(err instanceof HttpError) || err.status !== 405 || err.headers.Allow !== undefined) return err
+  return new HttpError(405, err.detail, { code: err.code, type: err.type, headers: { ...err.headers, Allow: allow } })
 }
 
 /** 415 → 406 → body (400/413) → operation → representation (spec §1.4 order). */

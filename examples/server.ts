@@ -7,7 +7,7 @@
  *   HOST                      listening address (default 127.0.0.1)
  *   CLOUDSYNC_DATA            data directory (default ./data)
  *   CLOUDSYNC_STORE_ROOTS     ':'-separated absolute directories for filesystem stores (default <data>/stores)
- *   CLOUDSYNC_OUTBOUND_HOSTS  ','-separated host names the DuraCloud look-ups may contact (default: any)
+ *   CLOUDSYNC_OUTBOUND_HOSTS  ','-separated host names the DuraCloud look-ups and remote stores may contact (default: any)
  *   CLOUDSYNC_PUBLIC_URL      public base URL when behind a proxy (optional)
  *   CLOUDSYNC_TRUST_PROXY     "true" to honour X-Forwarded-Proto/Host (optional)
  *   CLOUDSYNC_BASIC_CACHE     "off" to check HTTP Basic passwords on every request (no verification cache; for benchmarks)

@@ -76,13 +76,17 @@ export function cloudsync(options: CloudSyncOptions = {}): CloudSyncHandler {
         const numeric = Number(id)
         return Number.isSafeInteger(numeric) ? toAuthUser(await backend.getUser(numeric)) : undefined
       }
-  const manager = opts.taskManager === false ? undefined : new TaskManager(backend, { ...opts.taskManager, log: (message: string) => opts.log(message) })
+  // One host allow-list for everything the server contacts: DuraCloud look-ups and remote stores.
+  const outbound = opts.outboundHosts === undefined ? {} : { allowedHosts: opts.outboundHosts }
+  const manager = opts.taskManager === false
+    ? undefined
+    : new TaskManager(backend, { ...opts.taskManager, storeOptions: { outbound }, log: (message: string) => opts.log(message) })
 
   const storeRoots: string[] = []
   const services: ApiServices = {
     backend,
     storeRoots,
-    outbound: { ...(opts.outboundHosts === undefined ? {} : { allowedHosts: opts.outboundHosts }) },
+    outbound,
     onTaskChanged: () => manager?.wake(),
     onUsersChanged: () => auth.invalidate()
   }

@@ -15,142 +15,18 @@ import { execFileSync } from 'node:child_process'
 import { closeSync, constants, openSync } from 'node:fs'
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { startTestServer, jsonBody } from './helpers/server.js'
-import type { TestServer } from './helpers/server.js'
+import { startTestServer } from './helpers/server.js'
 import type { CloudSyncOptions } from '../src/index.js'
 import { contentPath, objectPath } from '../src/backend/stores/filesystem-layout.js'
 import { parseFoxml } from '../src/backend/stores/foxml.js'
 import { writeFixtureStore } from './fixtures/foxml-fixture.js'
 import { openSqliteBackend } from '../src/backend/sqlite/index.js'
+import { closedPort } from './reliability/helpers.js'
 import { text as streamText } from 'node:stream/consumers'
 import type { FixtureObject } from './fixtures/foxml-fixture.js'
-import { TS, STARTED, PAUSED, RESUMED, finished, until } from './helpers/task-log.js'
-
-type Json = any
-
-const ISO_MS = new RegExp(`^${TS}$`)
-const OUTCOMES = ['OK (new in destination)', 'REPLACED (exists in destination)', 'SKIPPED (exists in destination)', 'SKIPPED (has managed datastream(s))', 'SKIPPED (does not exist in source)']
-
-async function make(s: TestServer, collection: string, root: string, fields: object): Promise<Json> {
-  const r = await s.admin('POST', `/api/rest/${collection}`, jsonBody({ [root]: fields }))
-  if (r.status !== 201) throw new Error(`POST ${collection}: ${r.status} ${r.text}`)
-  return r.json()[root]
-}
-
-const pathOf = (uri: string) => new URL(uri).pathname
-
-/** A filesystem store under the server's store root; its directory and URI. */
-async function fsStore(s: TestServer, name: string): Promise<{ dir: string; uri: string }> {
-  const dir = path.join(s.storeRoot, name.replace(/\W+/g, '-'))
-  const store = await make(s, 'objectStores', 'objectStore', { name, type: 'filesystem', data: JSON.stringify({ path: dir }) })
-  return { dir, uri: store.uri }
-}
-
-async function objectSet(s: TestServer, type: string, data: string): Promise<string> {
-  return (await make(s, 'objectSets', 'objectSet', { name: `set ${type} ${Math.random()}`, type, data })).uri
-}
-
-interface CopyOptions {
-  set: string
-  query: string
-  source: string
-  dest: string
-  overwrite?: boolean | string
-  includeManaged?: boolean | string
-  copyExternal?: boolean | string
-  copyRedirect?: boolean | string
-}
-
-function copyData(o: CopyOptions): string {
-  return JSON.stringify({
-    setUri: o.set,
-    queryStoreUri: o.query,
-    sourceStoreUri: o.source,
-    destStoreUri: o.dest,
-    overwrite: String(o.overwrite ?? false),
-    includeManaged: String(o.includeManaged ?? true),
-    copyExternal: String(o.copyExternal ?? false),
-    copyRedirect: String(o.copyRedirect ?? false),
-  })
-}
-
-let taskNames = 0
-async function task(s: TestServer, type: 'list' | 'copy', data: string, state: 'Idle' | 'Starting' = 'Starting'): Promise<Json> {
-  return make(s, 'tasks', 'task', { name: `task ${++taskNames}`, type, state, data })
-}
-
-async function getTask(s: TestServer, uri: string): Promise<Json> {
-  const r = await s.admin('GET', pathOf(uri), { headers: { Accept: 'application/json' } })
-  if (r.status !== 200) throw new Error(`GET task: ${r.status} ${r.text}`)
-  return r.json().task
-}
-
-async function patchTask(s: TestServer, uri: string, fields: object) {
-  return s.admin('PATCH', pathOf(uri), jsonBody({ task: fields }))
-}
-
-async function logsOf(s: TestServer, taskUri: string): Promise<Json[]> {
-  const r = await s.admin('GET', '/api/rest/taskLogs', { headers: { Accept: 'application/json' } })
-  return r.json().taskLogs.filter((l: Json) => l.taskUri === taskUri)
-}
-
-async function content(s: TestServer, log: Json): Promise<string> {
-  const r = await s.admin('GET', pathOf(log.contentUri), { headers: { Accept: 'text/plain' } })
-  if (r.status !== 200) throw new Error(`GET content: ${r.status} ${r.text}`)
-  return r.text
-}
-
-/** Wait until the task is Idle with a finished log; that log, its content and lines. */
-async function finishedRun(s: TestServer, taskUri: string): Promise<{ log: Json; text: string; lines: string[]; task: Json }> {
-  return until(`the run of ${taskUri}`, async () => {
-    const now = await getTask(s, taskUri)
-    if (now.state !== 'Idle') return undefined
-    const log = (await logsOf(s, taskUri)).find((l) => l.finishDate !== undefined)
-    if (log === undefined) return undefined
-    const text = await content(s, log)
-    return { log, text, lines: text.split('\n').slice(0, -1), task: now }
-  })
-}
-
-/** Start an idle task again and wait for its new run. */
-async function rerun(s: TestServer, taskUri: string) {
-  const before = new Set((await logsOf(s, taskUri)).map((l) => l.uri))
-  const r = await patchTask(s, taskUri, { state: 'Starting' })
-  if (r.status !== 200) throw new Error(`PATCH Starting: ${r.status} ${r.text}`)
-  return until(`the rerun of ${taskUri}`, async () => {
-    const now = await getTask(s, taskUri)
-    if (now.state !== 'Idle') return undefined
-    const log = (await logsOf(s, taskUri)).find((l) => !before.has(l.uri) && l.finishDate !== undefined)
-    if (log === undefined) return undefined
-    const text = await content(s, log)
-    return { log, text, lines: text.split('\n').slice(0, -1), task: now }
-  })
-}
-
-/** Every line of a log is one of the §5.5 forms, first and last line included. */
-function checkFormat(t: Test, text: string, result: 'succeeded' | 'failed' | 'canceled', kind: 'list' | 'copy') {
-  t.ok(text.endsWith('\n'), 'content ends with a line end')
-  t.notOk(text.includes('\r'), 'LF line ends only')
-  const lines = text.split('\n').slice(0, -1)
-  t.match(lines[0], STARTED, 'first line: # Started at <ts>')
-  t.match(lines.at(-1), finished(result), `last line: # Finished (${result}) at <ts>`)
-  const odd = lines.slice(1, -1).filter((line) => {
-    if (PAUSED.test(line) || RESUMED.test(line) || line.startsWith('ERROR: ')) return false
-    if (kind === 'list') return !/^[^\s+/]+:[^\s+/]+$/.test(line)
-    const m = /^Copying (\S+)\.\.(.*)$/.exec(line)
-    return m === null || !(OUTCOMES.includes(m[2]!) || m[2]!.startsWith('ERROR: '))
-  })
-  t.same(odd, [], 'no line outside the §5.5 forms')
-}
-
-/** Object files (no `+` in the name) under a store directory, as PIDs. */
-async function objectPids(dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile() && !entry.name.includes('+')) out.push(decodeURIComponent(entry.name))
-  }
-  return out.sort()
-}
+import { STARTED, PAUSED, RESUMED, finished, until } from './helpers/task-log.js'
+import { checkFormat, content, copyData, copyLines, fsStore, finishedRun, getTask, ISO_MS, logsOf, make, objectPids, objectSet, pathOf, patchTask, rerun, task } from './helpers/task-api.js'
+import type { Json } from './helpers/task-api.js'
 
 /** A small object that fits one atomic pipe write. */
 function smallFoxml(pid: string): string {
@@ -184,9 +60,6 @@ async function holdAt(storeDir: string, pid: string) {
   }
 }
 
-function copyLines(lines: string[]): string[] {
-  return lines.filter((l) => l.startsWith('Copying '))
-}
 
 for (const mode of ['worker thread', 'in-process'] as const) {
   const taskManager = (mode === 'in-process' ? { intervalMs: 200, workerThreads: false } : { intervalMs: 200 }) as CloudSyncOptions['taskManager']
@@ -336,7 +209,7 @@ t.test('list runs: PIDs as found in the store, pattern and list sets', async (t)
   t.equal(everything.lines.length - 2, 7)
 })
 
-t.test('a query set or an unsupported store ends the run Failed with an ERROR line', async (t) => {
+t.test('a query set outside Fedora, or a store that cannot be reached, ends the run Failed with an ERROR line', async (t) => {
   const s = await startTestServer(t, { taskManager: { intervalMs: 200 } })
   const store = await fsStore(s, 'Plain')
   await writeFixtureStore(store.dir, { count: 1, versions: 1, largeBytes: 10 })
@@ -350,16 +223,17 @@ t.test('a query set or an unsupported store ends the run Failed with an ERROR li
   t.equal(copyRun.log.resultType, 'Failed')
   t.match(copyRun.lines[1], /^ERROR: Query object sets can only be evaluated by a Fedora object store/)
 
-  const fedora = (await make(s, 'objectStores', 'objectStore', { name: 'Fedora at example.org', type: 'fedora', data: '{"url":"http://example.org/fedora","username":"fedoraAdmin","password":"pw"}' })).uri
+  const port = await closedPort()
+  const fedora = (await make(s, 'objectStores', 'objectStore', { name: 'Fedora nowhere', type: 'fedora', data: `{"url":"http://127.0.0.1:${port}/fedora","username":"fedoraAdmin","password":"pw-secret"}` })).uri
   const all = await objectSet(s, 'pidPattern', '*')
   const fedoraRun = await finishedRun(s, (await task(s, 'copy', copyData({ set: all, query: store.uri, source: fedora, dest: store.uri }))).uri)
   t.equal(fedoraRun.log.resultType, 'Failed')
   checkFormat(t, fedoraRun.text, 'failed', 'copy')
-  t.match(fedoraRun.lines[1], /^ERROR: Object store "Fedora at example\.org" is a Fedora store/)
-  t.notMatch(fedoraRun.text, /pw/, 'no password in the log')
+  t.match(fedoraRun.lines[1], new RegExp(`^Copying demo:1\\.\\.ERROR: Fedora at http://127\\.0\\.0\\.1:${port}/fedora could not be reached`), 'the object being copied, and what failed')
+  t.notMatch(fedoraRun.text, /pw-secret/, 'no password in the log')
   const fedoraList = await finishedRun(s, (await task(s, 'list', JSON.stringify({ setUri: all, storeUri: fedora }))).uri)
   t.equal(fedoraList.log.resultType, 'Failed')
-  t.match(fedoraList.lines[1], /^ERROR: .*Fedora store/)
+  t.match(fedoraList.lines[1], /^ERROR: Fedora at .* could not be reached/)
 })
 
 t.test('pause and resume a running copy; activeLogUri and the active log (spec §4.6, §4.7) [D31]', async (t) => {

@@ -84,9 +84,17 @@ t.test('connectorFor', async (t) => {
   const dir = await tempDir(t)
   const store = connectorFor({ id: 1, name: 'local', type: 'filesystem', data: JSON.stringify({ path: dir }) })
   t.match(store.description, dir)
-  t.throws(() => connectorFor({ id: 2, name: 'f', type: 'fedora', data: '{}' }), UnsupportedStoreError)
-  t.throws(() => connectorFor({ id: 2, name: 'f', type: 'fedora', data: '{}' }), /not supported by this server yet/)
-  t.throws(() => connectorFor({ id: 3, name: 'd', type: 'duracloud', data: '{}' }), /not supported by this server yet/)
+  const fedora = { url: 'http://repo.example.org/fedora/', username: 'fedoraAdmin', password: 'pw' }
+  t.equal(connectorFor({ id: 2, name: 'f', type: 'fedora', data: JSON.stringify(fedora) }).description, 'Fedora store http://repo.example.org/fedora')
+  const dura = { url: 'https://dura.example.org/durastore', username: 'u', password: 'pw', providerId: 3, space: 'archive' }
+  t.match(connectorFor({ id: 3, name: 'd', type: 'duracloud', data: JSON.stringify(dura) }).description, /dura\.example\.org/)
+  t.throws(() => connectorFor({ id: 2, name: 'f', type: 'fedora', data: '{}' }), /^Object store "f" has no "url" in its data/)
+  t.throws(() => connectorFor({ id: 3, name: 'd', type: 'duracloud', data: JSON.stringify({ ...dura, space: ' ' }) }), /^Object store "d" has no "space"/)
+  t.throws(() => connectorFor({ id: 2, name: 'f', type: 'fedora', data: JSON.stringify({ ...fedora, url: 'http://u:p@repo.example.org/' }) }),
+    /^Object store "f" has unusable data \(option "url" must not contain credentials\); recreate the store\.$/)
+  const policy = { outbound: { allowedHosts: ['other.example.org'] } }
+  t.throws(() => connectorFor({ id: 2, name: 'f', type: 'fedora', data: JSON.stringify(fedora) }, policy), /is at repo\.example\.org, which this server may not contact/)
+  t.throws(() => connectorFor({ id: 5, name: 'z', type: 'zip' as never, data: '{}' }), UnsupportedStoreError)
   t.throws(() => connectorFor({ id: 4, name: 'x', type: 'filesystem', data: '{}' }), /no "path"/)
   t.throws(() => connectorFor({ id: 4, name: 'x', type: 'filesystem', data: 'nope' }), /not valid JSON/)
 })

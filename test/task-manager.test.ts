@@ -568,7 +568,7 @@ t.test('failures are isolated per task and the manager keeps running [D44]', asy
   // 2. A store type this server does not support: the run fails with ERROR.
   const onFedora = await env.run(await env.task('list', { setUri: 'objectSets/1', storeUri: `objectStores/${fedora}` }))
   t.equal(onFedora.log.resultType, 'Failed')
-  t.match(onFedora.lines[1], /^ERROR: Object store "remote fedora" is a Fedora store, which is not supported by this server yet/)
+  t.match(onFedora.lines[1], /^ERROR: Fedora at http:\/\/localhost:1\/fedora could not be reached .*; check the store's URL and that Fedora is running\.$/)
   t.match(onFedora.lines[2], finished('failed'))
 
   // 3. A query set over a filesystem store.

@@ -22,7 +22,7 @@ export interface CloudSyncOptions {
   trustProxy?: boolean
   /** Absolute directories that filesystem stores must live in. Default `[<dataDir>/stores]`. */
   storeRoots?: string[]
-  /** Host names the DuraCloud look-ups may contact; undefined = any host. */
+  /** Host names the DuraCloud look-ups and the Fedora and DuraCloud stores may contact; undefined = any host. */
   outboundHosts?: string[]
   /**
    * Run the task manager in this process. Default true. An object tunes it:

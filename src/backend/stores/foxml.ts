@@ -97,21 +97,30 @@ const ELEMENTS = ['objectProperties', 'property', 'extproperty', 'datastream', '
 
 // One reader per FOXML prefix (the stop node must name `xmlContent` with the
 // document's prefix); in practice only `foxml:` and unprefixed occur.
+/**
+ * fast-xml-parser options that keep a document as written: elements in
+ * order, attributes by their plain names, text and values untouched (no type
+ * guessing, trimming or entity expansion; callers decode XML's own entities).
+ */
+export const LITERAL_XML = {
+  // The ordered form as it comes out of the parser, not regrouped by name afterwards.
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  processEntities: false,
+  htmlEntities: false,
+  trimValues: false,
+} as const
+
 const readers = new Map<string, Reader>()
 
 function readerFor(prefix: string): Reader {
   let reader = readers.get(prefix)
   if (reader === undefined) {
     const parser = new XMLParser({
-      // The ordered form as it comes out of the parser, not regrouped by name afterwards.
-      preserveOrder: true,
-      ignoreAttributes: false,
-      attributeNamePrefix: '',
-      parseTagValue: false,
-      parseAttributeValue: false,
-      processEntities: false,
-      htmlEntities: false,
-      trimValues: false,
+      ...LITERAL_XML,
       stopNodes: [`..${prefix}xmlContent`],
       // Callbacks get the path matcher itself: no path string built per element.
       jPath: false,

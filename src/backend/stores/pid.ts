@@ -100,3 +100,29 @@ export function tokenizePidList(data: string): string[] {
   if (tokens.length > 0 && tokens[0] === '') tokens.shift()
   return tokens
 }
+
+/**
+ * The PIDs of a pidList set that exist in a store, in list order with
+ * duplicates kept (spec §5.6); ends quietly once `signal` aborts, even while
+ * a check is in flight, and rejects with the store's error otherwise.
+ *
+ * @example
+ * yield* existingPids(set.pids, (pid, signal) => this.exists(pid, signal), signal)
+ */
+export async function* existingPids(
+  pids: readonly string[],
+  exists: (pid: string, signal: AbortSignal) => Promise<boolean>,
+  signal: AbortSignal,
+): AsyncGenerator<string> {
+  for (const pid of pids) {
+    if (signal.aborted) return
+    let found: boolean
+    try {
+      found = await exists(pid, signal)
+    } catch (err) {
+      if (signal.aborted) return
+      throw err
+    }
+    if (found) yield pid
+  }
+}

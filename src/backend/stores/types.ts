@@ -9,7 +9,19 @@
 import type { Readable } from 'node:stream'
 import type { ObjectStoreRecord } from '../types.js'
 import type { FoxmlObject } from './foxml.js'
+import { isHostAllowed, OUTBOUND_HOSTS_ENV } from '../../resources/outbound.js'
+import type { OutboundPolicy } from '../../resources/outbound.js'
+import { duracloudConnector } from './duracloud.js'
+import { fedoraConnector } from './fedora.js'
 import { filesystemConnector } from './filesystem.js'
+
+// The connectors themselves, for hosts and custom engines that make their own.
+export { duracloudConnector } from './duracloud.js'
+export type { DuracloudConnectorOptions } from './duracloud.js'
+export { fedoraConnector } from './fedora.js'
+export type { FedoraConnectorOptions } from './fedora.js'
+export { filesystemConnector } from './filesystem.js'
+export type { FilesystemConnectorOptions } from './filesystem.js'
 
 /** An object set, parsed (spec §4.4). */
 export type ObjectSetSpec =
@@ -71,6 +83,15 @@ export interface ConnectorOptions {
    * a partial object either way; flushing makes copies much slower.
    */
   durable?: boolean
+  /**
+   * What remote stores (Fedora, DuraCloud) may contact: the same host
+   * allow-list as the DuraCloud look-ups (`CLOUDSYNC_OUTBOUND_HOSTS`). A store
+   * whose URL is not allowed fails its run with a message naming the host.
+   * Default: any host.
+   */
+  outbound?: OutboundPolicy
+  /** The run's cancel signal: remote stores stop waiting (retries, transfers) when it aborts. */
+  signal?: AbortSignal
 }
 
 /** A store that this server cannot use; the run fails with its message. */
@@ -83,9 +104,9 @@ export class UnsupportedStoreError extends Error {
 
 /**
  * The connector for a stored object-store record. Throws
- * {@link UnsupportedStoreError} for store types this server does not support
- * yet (`fedora`, `duracloud`), and a plain `Error` for unusable store data; a
- * task run turns either into its `ERROR:` line.
+ * {@link UnsupportedStoreError} for store types this server does not know,
+ * and a plain `Error` for unusable store data or a host the outbound policy
+ * does not allow; a task run turns either into its `ERROR:` line.
  *
  * @example
  * const store = connectorFor(await backend.getObjectStore(2), {})
@@ -98,26 +119,70 @@ export function connectorFor(record: ObjectStoreRecord, options: ConnectorOption
       return filesystemConnector({ path, staleTempMs: options.staleTempMs, durable: options.durable })
     }
     case 'fedora':
-      throw new UnsupportedStoreError(`Object store "${record.name}" is a Fedora store, which is not supported by this server yet; use a filesystem store.`)
+      return remote(record, () => fedoraConnector({
+        url: allowedUrl(record, options.outbound),
+        username: storeMember(record, 'username'),
+        password: storeMember(record, 'password', false),
+      }))
     case 'duracloud':
-      throw new UnsupportedStoreError(`Object store "${record.name}" is a DuraCloud store, which is not supported by this server yet; use a filesystem store.`)
+      return remote(record, () => duracloudConnector({
+        url: allowedUrl(record, options.outbound),
+        username: storeMember(record, 'username'),
+        password: storeMember(record, 'password', false),
+        providerId: storeMember(record, 'providerId'),
+        space: storeMember(record, 'space'),
+        prefix: optionalMember(record, 'prefix'),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      }))
     default:
       throw new UnsupportedStoreError(`Object store "${String(record.name)}" has the unknown type "${String(record.type)}".`)
   }
 }
 
-/** A required string member of the store's data JSON (numbers/booleans coerced [D22]). */
-function storeMember(record: ObjectStoreRecord, name: string): string {
+/** A remote connector; its option errors name the store, so the run's ERROR line says which to fix. */
+function remote(record: ObjectStoreRecord, create: () => ObjectStoreConnector): ObjectStoreConnector {
+  try {
+    return create()
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err
+    throw new Error(`Object store "${record.name}" has unusable data (${err.message.replace(/^\w+: /, '')}); recreate the store.`, { cause: err })
+  }
+}
+
+/** The store's `url`, checked against the outbound host allow-list. */
+function allowedUrl(record: ObjectStoreRecord, policy: OutboundPolicy | undefined): string {
+  const url = storeMember(record, 'url')
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(url)
+  } catch {
+    parsed = undefined
+  }
+  if (parsed !== undefined && policy !== undefined && !isHostAllowed(parsed, policy)) {
+    throw new Error(`Object store "${record.name}" is at ${parsed.hostname}, which this server may not contact; ask the administrator to add it to ${OUTBOUND_HOSTS_ENV}.`)
+  }
+  return url
+}
+
+/**
+ * A required string member of the store's data JSON (numbers/booleans coerced
+ * [D22]); `trim` off for secrets, whose spaces are part of them.
+ */
+function storeMember(record: ObjectStoreRecord, name: string, trim = true): string {
+  const text = optionalMember(record, name)
+  if (text.trim() === '') throw new Error(`Object store "${record.name}" has no "${name}" in its data; recreate the store.`)
+  return trim ? text.trim() : text
+}
+
+/** A string member of the store's data JSON, `''` when absent or not a scalar. */
+function optionalMember(record: ObjectStoreRecord, name: string): string {
   let data: unknown
   try {
     data = JSON.parse(record.data)
   } catch {
     throw new Error(`Object store "${record.name}" has data that is not valid JSON; recreate the store.`)
   }
-  const value = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>)[name] : undefined
-  const text = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value).trim() : ''
-  if (text === '' || !Object.hasOwn(data as object, name)) {
-    throw new Error(`Object store "${record.name}" has no "${name}" in its data; recreate the store.`)
-  }
-  return text
+  if (typeof data !== 'object' || data === null || Array.isArray(data) || !Object.hasOwn(data, name)) return ''
+  const value = (data as Record<string, unknown>)[name]
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : ''
 }

@@ -122,6 +122,7 @@ t.test('ids and XML formats', async (t) => {
   t.throws(() => encodeItemId('p/.', 'p/'), /"\." or "\.\." path segment/)
   t.same(parseItemList('<space id="s">\n <item>a&amp;b</item><!-- c --><item>demo:1</item>\n</space>'), ['a&b', 'demo:1'])
   t.same(parseItemList('<space id="s"/>'), [])
+  t.same(parseItemList('<space id="s">\n  <item>\n    demo:1\n  </item>\n</space>'), ['demo:1'], 'ids of a pretty-printed listing are trimmed')
   t.equal(parseItemList('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><space><item>&e;</item></space>'), undefined, 'no DTDs [D46]')
   t.equal(parseItemList('<space><item>cut'), undefined)
   // The manifest as DuraCloud's chunking tools write it: prefixed root, unprefixed children.
@@ -232,6 +233,29 @@ t.test('write new, read back, skip existing, replace', async (t) => {
   t.equal(server.requests.at(-3)!.query.prefix, 'cs/demo:1+')
   t.same([...server.items.keys()].sort(), ['cs/demo:1', 'cs/demo:1+IMG+IMG.0', 'cs/demo:1+IMG+IMG.2'])
   t.equal((await store.readObject('demo:1'))?.properties[0]?.value, 'second')
+})
+
+t.test('a replace on a server that ignores "prefix" deletes only the old object\'s content', async (t) => {
+  const server = await fake(t, { ignorePrefix: true })
+  const store = connect(server)
+  await store.writeObject(makeObject('demo:1', { 'IMG+IMG.0': bytes('a', 5), 'IMG+IMG.1': bytes('b', 5) }).obj, makeObject('demo:1', { 'IMG+IMG.0': bytes('a', 5), 'IMG+IMG.1': bytes('b', 5) }).contents, { overwrite: false })
+  const other = makeObject('demo:10', { 'IMG+IMG.0': bytes('c', 5) })
+  await store.writeObject(other.obj, other.contents, { overwrite: false })
+  const next = makeObject('demo:1', { 'IMG+IMG.0': bytes('a', 5) }, 'second')
+  t.equal(await store.writeObject(next.obj, next.contents, { overwrite: true }), 'replaced')
+  t.same([...server.items.keys()].sort(), ['demo:1', 'demo:1+IMG+IMG.0', 'demo:10', 'demo:10+IMG+IMG.0'], 'the new object and everything else in the space stay')
+})
+
+t.test('chunks named without the store prefix (as older manifests name them) are found under it', async (t) => {
+  const server = await fake(t)
+  const store = connect(server, { prefix: 'cs/', chunkSize: 10 })
+  const big = bytes('big', 25)
+  const { obj, contents } = makeObject('demo:1', { 'IMG+IMG.0': big })
+  await store.writeObject(obj, contents, { overwrite: false })
+  const manifest = server.items.get('cs/demo:1+IMG+IMG.0.dura-manifest')!
+  manifest.body = Buffer.from(manifest.body.toString('utf8').replaceAll('chunkId="cs/', 'chunkId="'))
+  t.notMatch(manifest.body.toString('utf8'), 'chunkId="cs/', 'the manifest now names chunks without the prefix')
+  t.same(await buffer((await store.readContent('demo:1', 'IMG', 'IMG.0'))!), big)
 })
 
 t.test('reading errors', async (t) => {

@@ -187,12 +187,51 @@ t.test('readContent asks for each version by its UTC creation date', async (t) =
   fake.fail({ path: /\/content$/, status: 404, times: 1 })
   t.equal(await other.readContent('demo:1', 'IMG', 'IMG.0'), undefined, '404 = absent')
   fake.fail({ path: /\/content$/, status: 302, times: 1 })
-  await t.rejects(other.readContent('demo:1', 'IMG', 'IMG.0'), /answered 302 .*a Redirect datastream.*turn off copyRedirect/)
+  await t.rejects(other.readContent('demo:1', 'IMG', 'IMG.0'), /^demo:1 datastream IMG version IMG\.0: .*answered 302 .*redirected more than 5 times or without a Location/)
   fake.fail({ path: /\/content$/, status: 500, times: 1 })
-  await t.rejects(other.readContent('demo:1', 'IMG', 'IMG.0'), /answered 500 to GET objects\/demo%3A1\/datastreams\/IMG\/content/)
+  await t.rejects(other.readContent('demo:1', 'IMG', 'IMG.0'), /^demo:1 datastream IMG version IMG\.0: Fedora at .* answered 500 to GET objects\/demo%3A1\/datastreams\/IMG\/content/)
 
   fake.objects.set('demo:7', foxml('demo:7', ['yesterday']))
   await t.rejects(other.readContent('demo:7', 'IMG', 'IMG.0'), /demo:7 datastream IMG version IMG\.0 .* unreadable \(yesterday\) creation date/)
+})
+
+t.test('"." and ".." are not sent as PIDs (URL resolution would make them another resource)', async (t) => {
+  const fake = await startFake(t)
+  const store = connect(fake)
+  const listed: string[] = []
+  for await (const pid of store.enumerate({ type: 'pidList', pids: ['.', '..'] }, new AbortController().signal)) listed.push(pid)
+  t.same(listed, [])
+  t.equal(await store.readObject('..'), undefined)
+  t.equal(await store.readContent('.', 'IMG', 'IMG.0'), undefined)
+  t.same(fake.requests, [], 'nothing asked of Fedora')
+})
+
+t.test('a Redirect datastream\'s content is fetched where Fedora redirects; credentials stay with Fedora', async (t) => {
+  const fake = await startFake(t)
+  fake.addObject(foxml('demo:1'), { 'IMG+IMG.0': 'first', 'IMG+IMG.1': 'second' })
+  const seen: Array<string | undefined> = []
+  const elsewhere = createServer((req, res) => {
+    seen.push(req.headers.authorization)
+    res.end(`elsewhere ${req.url}`)
+  })
+  await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => elsewhere.close(() => resolve())))
+  const target = `http://localhost:${(elsewhere.address() as AddressInfo).port}`
+
+  fake.fail({ path: /\/content$/, status: 302, location: `${target}/files/img0`, times: 1 })
+  t.equal(await text(await connect(fake).readContent('demo:1', 'IMG', 'IMG.0')), 'elsewhere /files/img0', 'followed')
+  t.same(seen, [undefined], 'no credentials to another origin')
+
+  fake.fail({ path: /\/content$/, status: 303, location: '../IMG/content?asOfDateTime=2012-01-05T09:00:00.000Z', times: 1 })
+  t.equal(await text(await connect(fake).readContent('demo:1', 'IMG', 'IMG.0')), 'second', 'a relative redirect back into Fedora keeps the credentials')
+
+  fake.fail({ path: /\/content$/, status: 302, location: `${target}/loop`, times: 1 })
+  const looping = fedoraConnector({ url: fake.url, username: USER, password: PASS, outbound: { allowedHosts: ['fedora.example.org'] } })
+  await t.rejects(looping.readContent('demo:1', 'IMG', 'IMG.0'), /^demo:1 datastream IMG version IMG\.0: the content of .* is at localhost, which this server may not contact; ask the administrator to add it to CLOUDSYNC_OUTBOUND_HOSTS\.$/)
+  t.equal(seen.length, 1, 'a host outside the allow-list is not contacted')
+
+  fake.fail({ path: /\/content$/, status: 307, location: 'content', times: 6 })
+  await t.rejects(connect(fake).readContent('demo:1', 'IMG', 'IMG.0'), /redirected more than 5 times/)
 })
 
 t.test('readContent streams the body as it arrives', async (t) => {

@@ -54,6 +54,8 @@ export interface FakeOptions {
   password?: string
   storeId?: string
   space?: string
+  /** List the whole space whatever `prefix` asks (as a careless server or proxy might). */
+  ignorePrefix?: boolean
 }
 
 export async function startFakeDuraCloud(options: FakeOptions = {}): Promise<FakeDuraCloud> {
@@ -130,7 +132,7 @@ export async function startFakeDuraCloud(options: FakeOptions = {}): Promise<Fak
     if (id === undefined) {
       if (method !== 'GET') return send(405)
       const max = Number(query.maxResults ?? '1000')
-      const prefix = query.prefix ?? ''
+      const prefix = options.ignorePrefix === true ? '' : query.prefix ?? ''
       const marker = query.marker
       const ids = [...items.keys()].filter((k) => k.startsWith(prefix) && (marker === undefined || k > marker)).sort()
       const page = ids.slice(0, max)

@@ -37,6 +37,8 @@ export interface FailRule {
   /** Status to answer; 0 = accept the request and never answer. */
   status: number
   body?: string
+  /** A `Location` header to send with it (a redirect). */
+  location?: string
   /** How many requests to fail (default: all). */
   times?: number
 }
@@ -162,6 +164,7 @@ export class FakeFedora extends EventEmitter {
     if (rule !== undefined) {
       if (rule.times !== undefined) rule.times--
       if (rule.status === 0) return void this.held.push(res)
+      if (rule.location !== undefined) res.setHeader('Location', rule.location)
       return send(res, rule.status, rule.body ?? `fake failure ${rule.status}`)
     }
 

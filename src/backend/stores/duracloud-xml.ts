@@ -78,7 +78,8 @@ function child(item: Item, name: string): Item | undefined {
  */
 export function parseItemList(text: string): string[] | undefined {
   const root = rootOf(text)
-  return root === undefined ? undefined : elementsOf(root).map(textOf)
+  // Trimmed: a pretty-printed listing puts line breaks around each id.
+  return root === undefined ? undefined : elementsOf(root).map((item) => textOf(item).trim())
 }
 
 export interface ManifestChunk {

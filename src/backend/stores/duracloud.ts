@@ -59,11 +59,11 @@ export interface DuracloudConnectorOptions {
   pageSize?: number
   /** Content larger than this (bytes) is stored in chunks of this size. Default 1 073 741 824. */
   chunkSize?: number
-  /** Retries of a failed `PUT` (network error, timeout, 408, 429, 5xx). Default 5. */
+  /** Retries of a failed `PUT` (network error, timeout, 408, 429, 5xx). Default 3. */
   putRetries?: number
-  /** Pause before the first retry (ms); each further pause is 4 times longer. Default 2 000. */
+  /** Pause before the first retry (ms); each further pause is 4 times longer. Default 1 000. */
   retryPauseMs?: number
-  /** Longest pause between retries (ms). Default 60 000. */
+  /** Longest pause between retries (ms). Default 10 000 (with the defaults: 1, 4 and 10 s). */
   retryMaxPauseMs?: number
   /** Directory for spooled content. Default the system temporary directory. */
   tempDir?: string
@@ -131,9 +131,10 @@ export function duracloudConnector(options: DuracloudConnectorOptions): ObjectSt
     signal: o.signal,
     pageSize: positive('pageSize', o.pageSize, DEFAULT_DURACLOUD_PAGE_SIZE),
     chunkSize: positive('chunkSize', o.chunkSize, DURACLOUD_CHUNK_SIZE),
-    putRetries: positive('putRetries', o.putRetries, 5, 0),
-    retryPauseMs: positive('retryPauseMs', o.retryPauseMs, 2_000, 0),
-    retryMaxPauseMs: positive('retryMaxPauseMs', o.retryMaxPauseMs, 60_000, 0),
+    // A short, capped budget [D42]: a store that stays down fails the run within seconds, not hours.
+    putRetries: positive('putRetries', o.putRetries, 3, 0),
+    retryPauseMs: positive('retryPauseMs', o.retryPauseMs, 1_000, 0),
+    retryMaxPauseMs: positive('retryMaxPauseMs', o.retryMaxPauseMs, 10_000, 0),
     tempDir: o.tempDir ?? tmpdir(),
     memorySpoolBytes: positive('memorySpoolBytes', o.memorySpoolBytes, 1024 * 1024, 0),
   })
@@ -247,7 +248,7 @@ class DuracloudStore implements ObjectStoreConnector {
   /** The chunks of a manifest in index order, each checked against its size and MD5. */
   private async *chunks(manifestId: string, chunks: ManifestChunk[]): AsyncGenerator<Uint8Array> {
     for (const chunk of chunks) {
-      const a = await this.request({ method: 'GET', id: chunk.id })
+      const a = await this.request({ method: 'GET', id: this.chunkId(chunk.id) })
       if (a.response.status !== 200) {
         a.done()
         await discard(a.response)
@@ -409,8 +410,10 @@ class DuracloudStore implements ObjectStoreConnector {
   private async removeStaleContent(pid: string, keep: Set<string>): Promise<void> {
     const stale: string[] = []
     try {
-      for await (const id of this.listIds(this.s.prefix + pid + '+', new AbortController().signal)) {
-        if (!keep.has(id)) stale.push(id)
+      const contentOf = this.s.prefix + pid + '+'
+      for await (const id of this.listIds(contentOf, new AbortController().signal)) {
+        // Only this object's content items: a server that ignores `prefix` lists the whole space.
+        if (id.startsWith(contentOf) && !keep.has(id)) stale.push(id)
       }
     } catch {
       return
@@ -466,6 +469,14 @@ class DuracloudStore implements ObjectStoreConnector {
   }
 
   // ---- HTTP ---------------------------------------------------------------
+
+  /**
+   * A chunk id from a manifest as an item id: manifests written without the
+   * store's prefix (as the original CloudSync wrote them) name chunks relative to it.
+   */
+  private chunkId(listed: string): string {
+    return this.s.prefix === '' || listed.startsWith(this.s.prefix) ? listed : this.s.prefix + listed
+  }
 
   private contentId(pid: string, dsId: string, versionId: string): string {
     return `${this.s.prefix}${pid}+${dsId}+${versionId}`

@@ -22,7 +22,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { basicAuthorization } from '../../resources/outbound.js'
+import { basicAuthorization, isHostAllowed, OUTBOUND_HOSTS_ENV } from '../../resources/outbound.js'
+import type { OutboundPolicy } from '../../resources/outbound.js'
 import { parseFoxml, serializeFoxml } from './foxml.js'
 import type { FoxmlObject } from './foxml.js'
 import { compilePidPattern, existingPids, isValidPid } from './pid.js'
@@ -43,6 +44,8 @@ export interface FedoraConnectorOptions {
   timeoutMs?: number
   /** The `fetch` to use. Default: the global `fetch` (TLS verified). */
   fetch?: typeof fetch
+  /** Hosts a content redirect may lead to (the base URL is the caller's to check). Default: any. */
+  outbound?: OutboundPolicy
 }
 
 /** Default {@link FedoraConnectorOptions.timeoutMs}. */
@@ -85,7 +88,7 @@ export function fedoraConnector(options: FedoraConnectorOptions): ObjectStoreCon
   const fetchFn = options.fetch ?? globalThis.fetch
   if (typeof fetchFn !== 'function') throw new TypeError('fedoraConnector: option "fetch" must be a function')
   const base = parsed.href.replace(/\/+$/, '')
-  return new FedoraStore(base, username, basicAuthorization(username, password), timeoutMs, fetchFn)
+  return new FedoraStore(base, username, basicAuthorization(username, password), timeoutMs, fetchFn, options.outbound)
 }
 
 /** What a request sends. `path` is relative to the base URL and already encoded. */
@@ -97,7 +100,14 @@ interface Call {
   body?: string | URLSearchParams | AsyncIterable<Uint8Array>
   /** Aborts the request (and its body) early; the caller decides what that means. */
   signal?: AbortSignal
+  /** Where a followed redirect leads (`path` then names it in messages). */
+  url?: URL
+  /** Send no credentials: the request leaves the repository's origin. */
+  anonymous?: boolean
 }
+
+/** Redirects followed for a datastream's content (a Redirect datastream points elsewhere). */
+const MAX_CONTENT_REDIRECTS = 5
 
 /** Objects whose version dates are remembered (a copy has a few in flight at a time). */
 const REMEMBERED_OBJECTS = 64
@@ -115,11 +125,13 @@ class FedoraStore implements ObjectStoreConnector {
     private readonly authorization: string,
     private readonly timeoutMs: number,
     private readonly fetchFn: typeof fetch,
+    private readonly outbound: OutboundPolicy | undefined,
   ) {
     this.description = `Fedora store ${base}`
   }
 
   async exists(pid: string, signal?: AbortSignal): Promise<boolean> {
+    if (!addressable(pid)) return false
     const call: Call = { method: 'HEAD', path: objectPath(pid), signal }
     const { response, exchange } = await this.send(call)
     exchange.finish()
@@ -130,6 +142,7 @@ class FedoraStore implements ObjectStoreConnector {
   }
 
   async readObject(pid: string): Promise<FoxmlObject | undefined> {
+    if (!addressable(pid)) return undefined
     const call: Call = { method: 'GET', path: `${objectPath(pid)}/export`, query: new URLSearchParams({ context: 'migrate' }) }
     const text = await this.text(call, [200], [404])
     if (text === undefined) return undefined
@@ -141,6 +154,7 @@ class FedoraStore implements ObjectStoreConnector {
   }
 
   async readContent(pid: string, dsId: string, versionId: string): Promise<Readable | undefined> {
+    if (!addressable(pid)) return undefined
     const key = versionKey(dsId, versionId)
     let dates = this.recall(pid)
     if (dates === undefined || !dates.has(key)) {
@@ -157,23 +171,59 @@ class FedoraStore implements ObjectStoreConnector {
           'so its content cannot be asked for; repair the object in Fedora or leave it out of the set.',
       )
     }
-    const call: Call = {
+    const what = `${pid} datastream ${dsId} version ${versionId}`
+    let call: Call = {
       method: 'GET',
       path: `${objectPath(pid)}/datastreams/${encodeURIComponent(dsId)}/content`,
       query: new URLSearchParams({ asOfDateTime: asOf }),
     }
-    const { response, exchange } = await this.send(call)
-    if (response.status === 404) {
-      exchange.finish()
-      await discard(response)
-      return undefined
+    try {
+      for (let hops = 0; ; hops++) {
+        const { response, exchange } = await this.send(call)
+        const location = response.headers.get('location')
+        if (response.status >= 300 && response.status < 400 && location !== null && hops < MAX_CONTENT_REDIRECTS) {
+          exchange.finish()
+          await discard(response)
+          call = this.redirected(call, location, what)
+          continue
+        }
+        if (response.status === 404 && hops === 0) {
+          exchange.finish()
+          await discard(response)
+          return undefined
+        }
+        if (response.status !== 200) {
+          const detail = await this.errorBody(response, exchange)
+          throw this.statusError(call, response.status, detail)
+        }
+        return Readable.from(this.chunks(response, exchange, call, `the content of ${what}`), { objectMode: false })
+      }
+    } catch (err) {
+      // Content the source cannot supply names the PID, datastream and version [D40].
+      throw new Error(`${what}: ${(err as Error).message}`, { cause: err })
     }
-    if (response.status !== 200) {
-      const detail = await this.errorBody(response, exchange)
-      throw this.statusError(call, response.status, detail)
+  }
+
+  /**
+   * The request a content redirect leads to: a Redirect datastream's content
+   * lives elsewhere, as Fedora's own clients find by following it.
+   * Credentials go only to the repository's own origin, and another host must
+   * pass the outbound policy.
+   */
+  private redirected(from: Call, location: string, what: string): Call {
+    let url: URL
+    try {
+      url = new URL(location, from.url ?? `${this.base}/${from.path}`)
+    } catch {
+      throw new Error(`Fedora at ${this.base} redirected the content to ${JSON.stringify(location)}, which is not a URL; check the datastream's location in Fedora.`)
     }
-    const what = `the content of ${pid} datastream ${dsId} version ${versionId}`
-    return Readable.from(this.chunks(response, exchange, call, what), { objectMode: false })
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`the content is at ${url.protocol}… (only http and https are fetched); check the datastream's location in Fedora.`)
+    }
+    if (this.outbound !== undefined && !isHostAllowed(url, this.outbound)) {
+      throw new Error(`the content of ${what} is at ${url.hostname}, which this server may not contact; ask the administrator to add it to ${OUTBOUND_HOSTS_ENV}.`)
+    }
+    return { method: 'GET', path: url.href, url, anonymous: url.origin !== new URL(this.base).origin }
   }
 
   async writeObject(obj: FoxmlObject, contents: ContentSource, options: WriteOptions): Promise<WriteOutcome> {
@@ -322,11 +372,11 @@ class FedoraStore implements ObjectStoreConnector {
 
   /** Start a request; resolves when the answer's headers are in. */
   private async send(call: Call, onExchange?: (e: Exchange) => void): Promise<{ response: Response; exchange: Exchange }> {
-    const url = new URL(`${this.base}/${call.path}`)
-    if (call.query !== undefined) url.search = call.query.toString()
+    const url = call.url ?? new URL(`${this.base}/${call.path}`)
+    if (call.url === undefined && call.query !== undefined) url.search = call.query.toString()
     const exchange = new Exchange(this.timeoutMs, call.signal)
     onExchange?.(exchange)
-    const headers: Record<string, string> = { Authorization: this.authorization, ...call.headers }
+    const headers: Record<string, string> = { ...(call.anonymous === true ? {} : { Authorization: this.authorization }), ...call.headers }
     const init: RequestInit & { duplex?: 'half' } = { method: call.method, headers, redirect: 'manual', signal: exchange.signal }
     if (typeof call.body === 'string' || call.body instanceof URLSearchParams) {
       init.body = call.body
@@ -398,15 +448,17 @@ class FedoraStore implements ObjectStoreConnector {
 
   private statusError(call: Call, status: number, detail: string): Error {
     const said = detail === '' ? '' : ` (Fedora said: ${detail})`
-    return new Error(`Fedora at ${this.base} answered ${status} to ${call.method} ${call.path}${said}: ${this.hint(call, status)}.`)
+    const who = call.url === undefined ? `Fedora at ${this.base}` : call.url.host
+    return new Error(`${who} answered ${status} to ${call.method} ${call.path}${said}: ${this.hint(call, status)}.`)
   }
 
   private hint(call: Call, status: number): string {
     if (status === 401) return "check the store's username and password"
     if (status === 403) return `check that the Fedora user ${this.username} may do this (Fedora's access policies)`
-    if (status >= 300 && status < 400 && call.path.endsWith('/content')) {
-      return 'Fedora redirected to where the content lives (a Redirect datastream), which is not followed; turn off copyRedirect for this task'
+    if (status >= 300 && status < 400 && (call.url !== undefined || call.path.endsWith('/content'))) {
+      return `the content was redirected more than ${MAX_CONTENT_REDIRECTS} times or without a Location; check the datastream's location in Fedora`
     }
+    if (call.url !== undefined) return "check the datastream's location in Fedora"  // a redirect target, not Fedora itself
     if (status >= 300 && status < 400) return "redirects are not followed; give the store's final Fedora base URL (check http versus https)"
     if (call.path === 'risearch') return "check the query, and that Fedora's Resource Index is enabled"
     if (status === 404) return "check that the store's URL is the Fedora base URL, such as http://host:8080/fedora"
@@ -508,6 +560,14 @@ export function utcTimestamp(created: string): string | undefined {
   const date = new Date(time)
   if (Number.isNaN(time) || date.getUTCFullYear() < 1 || date.getUTCFullYear() > 9999) return undefined
   return date.toISOString()
+}
+
+/**
+ * Whether a PID can name an object in a URL: `.` and `..` stay unencoded and
+ * URL resolution would turn them into another resource (no PID is either).
+ */
+function addressable(pid: string): boolean {
+  return pid !== '.' && pid !== '..'
 }
 
 function objectPath(pid: string): string {

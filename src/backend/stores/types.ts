@@ -123,6 +123,7 @@ export function connectorFor(record: ObjectStoreRecord, options: ConnectorOption
         url: allowedUrl(record, options.outbound),
         username: storeMember(record, 'username'),
         password: storeMember(record, 'password', false),
+        ...(options.outbound === undefined ? {} : { outbound: options.outbound }),
       }))
     case 'duracloud':
       return remote(record, () => duracloudConnector({

@@ -32,6 +32,8 @@ import { memoryBody, Spool } from './content-spool.js'
 import type { Body } from './content-spool.js'
 import { chunksManifestXml, parseChunksManifest, parseItemList } from './duracloud-xml.js'
 import type { ManifestChunk } from './duracloud-xml.js'
+import { exchange } from './remote-http.js'
+import type { Exchange, ExchangeState } from './remote-http.js'
 
 export interface DuracloudConnectorOptions {
   /** DuraStore base URL (`data.url`), e.g. `https://host/durastore`. */
@@ -170,15 +172,6 @@ interface RequestInit_ {
   signal?: AbortSignal
 }
 
-/** An answer whose body may still be read; `touch` keeps the idle timer alive, `done` stops it. */
-interface Answer {
-  response: Response
-  touch(): void
-  done(): void
-  /** Why a body read failed: timeout or cancel, or the error itself. */
-  explain(err: unknown): Error
-}
-
 /** A failure worth another `PUT` attempt. */
 class RetryableError extends Error {}
 
@@ -194,8 +187,7 @@ class DuracloudStore implements ObjectStoreConnector {
   async exists(pid: string, signal?: AbortSignal): Promise<boolean> {
     const id = this.s.prefix + pid
     const a = await this.request({ method: 'HEAD', id, signal })
-    a.done()
-    await discard(a.response)
+    await a.discard()
     if (a.response.status === 200) return true
     if (a.response.status === 404) return false
     throw this.statusError('HEAD', id, a.response.status)
@@ -205,13 +197,11 @@ class DuracloudStore implements ObjectStoreConnector {
     const id = this.s.prefix + pid
     const a = await this.request({ method: 'GET', id })
     if (a.response.status === 404) {
-      a.done()
-      await discard(a.response)
+      await a.discard()
       return undefined
     }
     if (a.response.status !== 200) {
-      a.done()
-      await discard(a.response)
+      await a.discard()
       throw this.statusError('GET', id, a.response.status)
     }
     const text = await this.readText(a, 'GET', id)
@@ -224,20 +214,17 @@ class DuracloudStore implements ObjectStoreConnector {
   async readContent(pid: string, dsId: string, versionId: string): Promise<Readable | undefined> {
     const id = this.contentId(pid, dsId, versionId)
     const a = await this.request({ method: 'GET', id })
-    if (a.response.status === 200) return this.bodyStream(a)
-    a.done()
-    await discard(a.response)
+    if (a.response.status === 200) return Readable.from(a.pieces())
+    await a.discard()
     if (a.response.status !== 404) throw this.statusError('GET', id, a.response.status)
     const manifestId = id + MANIFEST_SUFFIX
     const m = await this.request({ method: 'GET', id: manifestId })
     if (m.response.status === 404) {
-      m.done()
-      await discard(m.response)
+      await m.discard()
       return undefined
     }
     if (m.response.status !== 200) {
-      m.done()
-      await discard(m.response)
+      await m.discard()
       throw this.statusError('GET', manifestId, m.response.status)
     }
     const manifest = parseChunksManifest(await this.readText(m, 'GET', manifestId))
@@ -250,14 +237,13 @@ class DuracloudStore implements ObjectStoreConnector {
     for (const chunk of chunks) {
       const a = await this.request({ method: 'GET', id: this.chunkId(chunk.id) })
       if (a.response.status !== 200) {
-        a.done()
-        await discard(a.response)
+        await a.discard()
         if (a.response.status === 404) throw new Error(`The chunk ${chunk.id} listed in ${manifestId} is missing from the ${this.description}; repair the content.`)
         throw this.statusError('GET', chunk.id, a.response.status)
       }
       const hash = createHash('md5')
       let size = 0
-      for await (const piece of this.bodyPieces(a)) {
+      for await (const piece of a.pieces()) {
         hash.update(piece)
         size += piece.byteLength
         yield piece
@@ -344,8 +330,7 @@ class DuracloudStore implements ObjectStoreConnector {
   /** Whether an item is there now (for the write's bookkeeping). */
   private async itemExists(id: string): Promise<boolean> {
     const a = await this.request({ method: 'HEAD', id, signal: this.s.signal })
-    a.done()
-    await discard(a.response)
+    await a.discard()
     if (a.response.status === 200) return true
     if (a.response.status === 404) return false
     throw this.statusError('HEAD', id, a.response.status)
@@ -370,7 +355,7 @@ class DuracloudStore implements ObjectStoreConnector {
   }
 
   private async putOnce(id: string, body: Body, contentType: string, md5: string): Promise<void> {
-    let a: Answer
+    let a: Exchange
     try {
       a = await this.request({
         method: 'PUT',
@@ -383,8 +368,7 @@ class DuracloudStore implements ObjectStoreConnector {
       if (this.s.signal?.aborted) throw err
       throw new RetryableError((err as Error).message, { cause: err })
     }
-    a.done()
-    await discard(a.response)
+    await a.discard()
     const status = a.response.status
     if (status >= 200 && status < 300) return
     const error = this.statusError('PUT', id, status)
@@ -398,8 +382,7 @@ class DuracloudStore implements ObjectStoreConnector {
       try {
         // Not tied to the cancel signal: a canceled write still removes its leftovers.
         const a = await this.request({ method: 'DELETE', id })
-        a.done()
-        await discard(a.response)
+        await a.discard()
       } catch {
         // Unreachable now: the item stays; it is invisible without its object.
       }
@@ -453,8 +436,7 @@ class DuracloudStore implements ObjectStoreConnector {
       if (prefix !== '') query.prefix = prefix
       const a = await this.request({ method: 'GET', query, signal })
       if (a.response.status !== 200) {
-        a.done()
-        await discard(a.response)
+        await a.discard()
         throw this.statusError('GET', undefined, a.response.status)
       }
       const ids = parseItemList(await this.readText(a, 'GET', undefined))
@@ -497,53 +479,32 @@ class DuracloudStore implements ObjectStoreConnector {
 
   /**
    * One request under the store's timeout: the headers must come within
-   * `timeoutMs`, and so must every further piece of a body (reset by
-   * `touch`). Rejects for network failures, timeouts and cancels.
+   * `timeoutMs`, and so must every further piece of a body (in either
+   * direction). Rejects for network failures, timeouts and cancels.
    */
-  private async request(init: RequestInit_): Promise<Answer> {
+  private async request(init: RequestInit_): Promise<Exchange> {
     // Before any timer: an id that cannot be addressed throws here.
     const url = this.urlOf(init.id, init.query)
     const target = `${init.method} ${this.targetOf(init.id)}`
-    const timer = new AbortController()
-    const signals = init.signal === undefined ? [timer.signal] : [timer.signal, init.signal]
-    const signal = signals.length === 1 ? timer.signal : AbortSignal.any(signals)
-    let handle: NodeJS.Timeout | undefined
-    const touch = (): void => {
-      if (handle !== undefined) handle.refresh()
-    }
-    const done = (): void => {
-      if (handle !== undefined) clearTimeout(handle)
-      handle = undefined
-    }
-    handle = setTimeout(() => timer.abort(), this.s.timeoutMs)
-    const explain = (err: unknown): Error => {
-      done()
-      if (init.signal?.aborted) return canceled(`The request ${target} to the ${this.description} was canceled.`)
-      if (timer.signal.aborted) {
-        return new Error(`The ${this.description} did not answer ${target} within ${Math.ceil(this.s.timeoutMs / 1000)} seconds; check the URL or try again later.`, { cause: err })
-      }
-      if (err instanceof Error && /^(The |DuraCloud )/.test(err.message)) return err
-      const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err)
-      return new Error(`The ${this.description} could not be reached for ${target} (${reason}); check the URL and that the server is running.`, { cause: err })
-    }
     const headers: Record<string, string> = {
       Authorization: basicAuthorization(this.s.username, this.s.password),
       ...init.headers,
     }
-    try {
-      const body = init.body?.open(touch)
-      const response = await this.s.fetch(url, {
-        method: init.method,
-        headers,
-        redirect: 'manual',
-        signal,
-        ...(body === undefined ? {} : { body, duplex: 'half' }),
-      } as RequestInit)
-      touch()
-      return { response, touch, done, explain }
-    } catch (err) {
-      throw explain(err)
+    const body = init.body
+    // Opened per request: a retried `PUT` sends the body again.
+    const send = { method: init.method, headers, body: body === undefined ? undefined : (touch: () => void) => body.open(touch) }
+    return exchange(this.s.fetch, url, send, { timeoutMs: this.s.timeoutMs, signal: init.signal, fail: (err, state) => this.explain(target, err, state) })
+  }
+
+  /** Why a request failed: canceled, timed out, or the error itself. */
+  private explain(target: string, err: unknown, state: ExchangeState): Error {
+    if (state.canceled) return canceled(`The request ${target} to the ${this.description} was canceled.`)
+    if (state.timedOut) {
+      return new Error(`The ${this.description} did not answer ${target} within ${Math.ceil(this.s.timeoutMs / 1000)} seconds; check the URL or try again later.`, { cause: err })
     }
+    if (err instanceof Error && /^(The |DuraCloud )/.test(err.message)) return err
+    const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err)
+    return new Error(`The ${this.description} could not be reached for ${target} (${reason}); check the URL and that the server is running.`, { cause: err })
   }
 
   private statusError(method: string, id: string | undefined, status: number): Error {
@@ -559,48 +520,10 @@ class DuracloudStore implements ObjectStoreConnector {
     return new Error(`${where}: ${hint}.`)
   }
 
-  /** The body as pieces, under the idle timeout. */
-  private async *bodyPieces(a: Answer): AsyncGenerator<Uint8Array> {
-    const body = a.response.body
-    if (body === null) {
-      a.done()
-      return
-    }
-    const reader = body.getReader()
-    let finished = false
-    try {
-      for (;;) {
-        let step: ReadableStreamReadResult<Uint8Array>
-        try {
-          step = await reader.read()
-        } catch (err) {
-          throw a.explain(err)
-        }
-        if (step.done) break
-        a.touch()
-        yield step.value
-      }
-      finished = true
-    } finally {
-      a.done()
-      // Left early (consumer stopped, error): release the connection.
-      if (!finished) await reader.cancel().catch(() => undefined)
-    }
-  }
-
-  private bodyStream(a: Answer): Readable {
-    return Readable.from(this.bodyPieces(a))
-  }
-
-  private async readText(a: Answer, method: string, id: string | undefined): Promise<string> {
-    const parts: Uint8Array[] = []
-    let total = 0
-    for await (const piece of this.bodyPieces(a)) {
-      total += piece.byteLength
-      if (total > MAX_TEXT_BYTES) throw new Error(`The ${this.description} sent more than ${MAX_TEXT_BYTES} bytes for ${method} ${this.targetOf(id)}; check the URL.`)
-      parts.push(piece)
-    }
-    return Buffer.concat(parts, total).toString('utf8')
+  private async readText(a: Exchange, method: string, id: string | undefined): Promise<string> {
+    const text = await a.text(MAX_TEXT_BYTES)
+    if (text === undefined) throw new Error(`The ${this.description} sent more than ${MAX_TEXT_BYTES} bytes for ${method} ${this.targetOf(id)}; check the URL.`)
+    return text
   }
 
   private checkCanceled(pid: string): void {
@@ -669,12 +592,4 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms)
     signal?.addEventListener('abort', onAbort, { once: true })
   })
-}
-
-async function discard(response: Response): Promise<void> {
-  try {
-    await response.body?.cancel()
-  } catch {
-    // Nothing to release.
-  }
 }

@@ -27,6 +27,8 @@ import type { OutboundPolicy } from '../../resources/outbound.js'
 import { parseFoxml, serializeFoxml } from './foxml.js'
 import type { FoxmlObject } from './foxml.js'
 import { compilePidPattern, existingPids, isValidPid } from './pid.js'
+import { exchange } from './remote-http.js'
+import type { Exchange, ExchangeState, Failure } from './remote-http.js'
 import { FirstColumnCsv } from './ri-csv.js'
 import type { ContentSource, ObjectSetSpec, ObjectStoreConnector, WriteOptions, WriteOutcome } from './types.js'
 
@@ -97,7 +99,8 @@ interface Call {
   path: string
   query?: URLSearchParams
   headers?: Record<string, string>
-  body?: string | URLSearchParams | AsyncIterable<Uint8Array>
+  /** A function is given `touch`, to call as the content it streams makes progress. */
+  body?: string | URLSearchParams | AsyncIterable<Uint8Array> | ((touch: () => void) => AsyncIterable<Uint8Array>)
   /** Aborts the request (and its body) early; the caller decides what that means. */
   signal?: AbortSignal
   /** Where a followed redirect leads (`path` then names it in messages). */
@@ -133,12 +136,11 @@ class FedoraStore implements ObjectStoreConnector {
   async exists(pid: string, signal?: AbortSignal): Promise<boolean> {
     if (!addressable(pid)) return false
     const call: Call = { method: 'HEAD', path: objectPath(pid), signal }
-    const { response, exchange } = await this.send(call)
-    exchange.finish()
-    await discard(response)
-    if (response.status === 200) return true
-    if (response.status === 404) return false
-    throw this.statusError(call, response.status, '')
+    const x = await this.send(call)
+    await x.discard()
+    if (x.response.status === 200) return true
+    if (x.response.status === 404) return false
+    throw this.statusError(call, x.response.status, '')
   }
 
   async readObject(pid: string): Promise<FoxmlObject | undefined> {
@@ -179,24 +181,20 @@ class FedoraStore implements ObjectStoreConnector {
     }
     try {
       for (let hops = 0; ; hops++) {
-        const { response, exchange } = await this.send(call)
-        const location = response.headers.get('location')
-        if (response.status >= 300 && response.status < 400 && location !== null && hops < MAX_CONTENT_REDIRECTS) {
-          exchange.finish()
-          await discard(response)
+        const x = await this.send(call)
+        const { status } = x.response
+        const location = x.response.headers.get('location')
+        if (status >= 300 && status < 400 && location !== null && hops < MAX_CONTENT_REDIRECTS) {
+          await x.discard()
           call = this.redirected(call, location, what)
           continue
         }
-        if (response.status === 404 && hops === 0) {
-          exchange.finish()
-          await discard(response)
+        if (status === 404 && hops === 0) {
+          await x.discard()
           return undefined
         }
-        if (response.status !== 200) {
-          const detail = await this.errorBody(response, exchange)
-          throw this.statusError(call, response.status, detail)
-        }
-        return Readable.from(this.chunks(response, exchange, call, `the content of ${what}`), { objectMode: false })
+        if (status !== 200) throw this.statusError(call, status, await errorBody(x))
+        return Readable.from(x.pieces(this.failing(call, `the content of ${what}`)), { objectMode: false })
       }
     } catch (err) {
       // Content the source cannot supply names the PID, datastream and version [D40].
@@ -267,24 +265,20 @@ class FedoraStore implements ObjectStoreConnector {
     if (signal.aborted) return
     const form = new URLSearchParams({ type: 'tuples', lang, format: RI_TUPLE_FORMAT, stream: 'on', query })
     const call: Call = { method: 'POST', path: 'risearch', body: form, signal }
-    let sent: { response: Response; exchange: Exchange }
+    let x: Exchange
     try {
-      sent = await this.send(call)
+      x = await this.send(call)
     } catch (err) {
       if (signal.aborted) return
       throw err
     }
-    const { response, exchange } = sent
-    if (response.status !== 200) {
-      const detail = await this.errorBody(response, exchange)
-      throw this.statusError(call, response.status, detail)
-    }
+    if (x.response.status !== 200) throw this.statusError(call, x.response.status, await errorBody(x))
     const csv = new FirstColumnCsv()
     const decoder = new TextDecoder('utf-8')
     const rows: string[] = []
     let header = true
     try {
-      for await (const chunk of this.chunks(response, exchange, call, 'the query results')) {
+      for await (const chunk of x.pieces(this.failing(call, 'the query results'))) {
         csv.push(decoder.decode(chunk, { stream: true }), rows)
         for (const value of rows) {
           if (header) header = false
@@ -317,12 +311,11 @@ class FedoraStore implements ObjectStoreConnector {
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`, 'utf8')
     // A failure of the source is the error to report, not the broken upload it causes.
     let sourceError: unknown
-    let exchange: Exchange | undefined
-    async function* body(): AsyncGenerator<Uint8Array> {
+    async function* body(touch: () => void): AsyncGenerator<Uint8Array> {
       yield head
       try {
         for await (const chunk of source) {
-          exchange?.bump()
+          touch()
           yield typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Uint8Array)
         }
       } catch (err) {
@@ -331,10 +324,10 @@ class FedoraStore implements ObjectStoreConnector {
       }
       yield tail
     }
-    const call: Call = { method: 'POST', path: 'upload', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, body: body() }
+    const call: Call = { method: 'POST', path: 'upload', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}` }, body }
     let text: string | undefined
     try {
-      text = await this.text(call, 'success', [], (e) => (exchange = e))
+      text = await this.text(call, 'success')
     } catch (err) {
       if (sourceError !== undefined) throw sourceError
       throw err
@@ -353,97 +346,24 @@ class FedoraStore implements ObjectStoreConnector {
    * 2xx for `'success'`) give the text, `absent` ones `undefined`, anything
    * else is an error.
    */
-  private async text(call: Call, ok: number[] | 'success', absent: number[] = [], onExchange?: (e: Exchange) => void): Promise<string | undefined> {
-    const { response, exchange } = await this.send(call, onExchange)
-    const status = response.status
+  private async text(call: Call, ok: number[] | 'success', absent: number[] = []): Promise<string | undefined> {
+    const x = await this.send(call)
+    const status = x.response.status
     if (absent.includes(status)) {
-      exchange.finish()
-      await discard(response)
+      await x.discard()
       return undefined
     }
-    if (ok === 'success' ? status < 200 || status > 299 : !ok.includes(status)) {
-      const detail = await this.errorBody(response, exchange)
-      throw this.statusError(call, status, detail)
-    }
-    const chunks: Uint8Array[] = []
-    for await (const chunk of this.chunks(response, exchange, call, 'its answer')) chunks.push(chunk)
-    return Buffer.concat(chunks).toString('utf8')
+    if (ok === 'success' ? status < 200 || status > 299 : !ok.includes(status)) throw this.statusError(call, status, await errorBody(x))
+    return x.text(Infinity, this.failing(call, 'its answer'))
   }
 
   /** Start a request; resolves when the answer's headers are in. */
-  private async send(call: Call, onExchange?: (e: Exchange) => void): Promise<{ response: Response; exchange: Exchange }> {
+  private async send(call: Call): Promise<Exchange> {
     const url = call.url ?? new URL(`${this.base}/${call.path}`)
     if (call.url === undefined && call.query !== undefined) url.search = call.query.toString()
-    const exchange = new Exchange(this.timeoutMs, call.signal)
-    onExchange?.(exchange)
     const headers: Record<string, string> = { ...(call.anonymous === true ? {} : { Authorization: this.authorization }), ...call.headers }
-    const init: RequestInit & { duplex?: 'half' } = { method: call.method, headers, redirect: 'manual', signal: exchange.signal }
-    if (typeof call.body === 'string' || call.body instanceof URLSearchParams) {
-      init.body = call.body
-    } else if (call.body !== undefined) {
-      init.body = call.body as unknown as BodyInit
-      init.duplex = 'half'
-    }
-    try {
-      return { response: await this.fetchFn(url, init), exchange }
-    } catch (err) {
-      exchange.finish()
-      throw this.failure(call, exchange, err)
-    } finally {
-      exchange.headersIn()
-    }
-  }
-
-  /** The body's chunks; each one restarts the clock, the end (or leaving early) stops it. */
-  private async *chunks(response: Response, exchange: Exchange, call: Call, what: string): AsyncGenerator<Uint8Array> {
-    const body = response.body
-    if (body === null) {
-      exchange.finish()
-      return
-    }
-    const reader = body.getReader()
-    try {
-      for (;;) {
-        let next: ReadableStreamReadResult<Uint8Array>
-        try {
-          next = await reader.read()
-        } catch (err) {
-          throw this.failure(call, exchange, err, what)
-        }
-        if (next.done) return
-        exchange.bump()
-        yield next.value
-      }
-    } finally {
-      exchange.finish()
-      reader.cancel().catch(() => undefined)
-    }
-  }
-
-  /** The start of an error answer's text, on one line, for a message (read within the same time limit). */
-  private async errorBody(response: Response, exchange: Exchange): Promise<string> {
-    let text = ''
-    try {
-      const reader = response.body?.getReader()
-      if (reader !== undefined) {
-        try {
-          while (text.length < MAX_QUOTED_BODY * 4) {
-            const next = await reader.read()
-            if (next.done) break
-            exchange.bump()
-            text += Buffer.from(next.value).toString('utf8')
-          }
-        } finally {
-          reader.cancel().catch(() => undefined)
-        }
-      }
-    } catch {
-      // The status says enough.
-    } finally {
-      exchange.finish()
-    }
-    const line = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim()
-    return line.length > MAX_QUOTED_BODY ? `${line.slice(0, MAX_QUOTED_BODY)}…` : line
+    const init = { method: call.method, headers, body: call.body }
+    return exchange(this.fetchFn, url, init, { timeoutMs: this.timeoutMs, signal: call.signal, fail: this.failing(call) })
   }
 
   private statusError(call: Call, status: number, detail: string): Error {
@@ -466,10 +386,14 @@ class FedoraStore implements ObjectStoreConnector {
     return "check the store's URL and Fedora's server log"
   }
 
-  /** A failed exchange (no answer, or a body broken off: `what` names the body) as an error saying what failed. */
-  private failure(call: Call, exchange: Exchange, err: unknown, what?: string): Error {
+  /** How a failed exchange (no answer, or a body broken off: `what` names the body) becomes an error saying what failed. */
+  private failing(call: Call, what?: string): Failure {
+    return (err, state) => this.failure(call, state, err, what)
+  }
+
+  private failure(call: Call, state: ExchangeState, err: unknown, what?: string): Error {
     const request = `${call.method} ${call.path}`
-    if (exchange.timedOut) {
+    if (state.timedOut) {
       const stalled = what === undefined ? `did not answer ${request}` : `stopped sending ${what} for ${request}`
       return new Error(`Fedora at ${this.base} ${stalled} within ${seconds(this.timeoutMs)}; try again later or check Fedora.`, { cause: err })
     }
@@ -490,52 +414,6 @@ class FedoraStore implements ObjectStoreConnector {
 
   private recall(pid: string): Map<string, string | undefined> | undefined {
     return this.versionDates.get(pid)
-  }
-}
-
-/**
- * The clock of one request: it aborts the request when `timeoutMs` pass
- * without progress (before the headers, or between body chunks), and
- * follows an outside signal.
- */
-class Exchange {
-  private readonly controller = new AbortController()
-  private timer: NodeJS.Timeout | undefined
-  private done = false
-  timedOut = false
-  private readonly onOutside = (): void => this.controller.abort(this.outside?.reason)
-
-  constructor(
-    private readonly timeoutMs: number,
-    private readonly outside: AbortSignal | undefined,
-  ) {
-    if (outside?.aborted) this.controller.abort(outside.reason)
-    else outside?.addEventListener('abort', this.onOutside, { once: true })
-    this.bump()
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal
-  }
-
-  bump(): void {
-    if (this.done) return
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => {
-      this.timedOut = true
-      this.controller.abort(new Error('timed out'))
-    }, this.timeoutMs)
-  }
-
-  /** The answer's headers arrived (or the request failed): the body gets a fresh period. */
-  headersIn(): void {
-    this.bump()
-  }
-
-  finish(): void {
-    this.done = true
-    clearTimeout(this.timer)
-    this.outside?.removeEventListener('abort', this.onOutside)
   }
 }
 
@@ -583,10 +461,17 @@ function seconds(ms: number): string {
   return s === 1 ? '1 second' : `${s} seconds`
 }
 
-async function discard(response: Response): Promise<void> {
+/** The start of an error answer's text, on one line, for a message (read within the same time limit). */
+async function errorBody(x: Exchange): Promise<string> {
+  let text = ''
   try {
-    await response.body?.cancel()
+    for await (const piece of x.pieces()) {
+      text += Buffer.from(piece).toString('utf8')
+      if (text.length >= MAX_QUOTED_BODY * 4) break
+    }
   } catch {
-    // Nothing to release.
+    // The status says enough.
   }
+  const line = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim()
+  return line.length > MAX_QUOTED_BODY ? `${line.slice(0, MAX_QUOTED_BODY)}…` : line
 }

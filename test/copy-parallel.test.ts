@@ -242,7 +242,10 @@ t.test('a pidList set is copied by one worker, in list order, duplicates kept', 
   t.same(await objectPids(dest.dir), ['demo:1', 'demo:2', 'demo:3'])
 })
 
-/** Query store of `count` plain objects, a source store with the same objects, and two of them held (one per share). */
+/**
+ * Query store of `count` plain objects, a source store with the same objects,
+ * two of them held (one per share), and a copy task started and waiting at both.
+ */
 async function heldCopy(t: Test, env: Awaited<ReturnType<typeof setup>>, count: number) {
   const query = await env.store('query')
   const source = await env.store('source')
@@ -253,15 +256,17 @@ async function heldCopy(t: Test, env: Awaited<ReturnType<typeof setup>>, count: 
   // Held in the middle of each share, so that each worker has copied some objects and has more to go.
   const a = first[Math.floor(first.length / 2)]!
   const b = second[Math.floor(second.length / 2)]!
-  return { query, source, dest, a, b, holdA: await holdAt(t, source.dir, a), holdB: await holdAt(t, source.dir, b), set: await env.set('pidPattern', '*') }
+  const holdA = await holdAt(t, source.dir, a)
+  const holdB = await holdAt(t, source.dir, b)
+  const task = await env.copy(await env.set('pidPattern', '*'), query.id, source.id, dest.id)
+  await holdA.reached()
+  await holdB.reached()
+  return { query, dest, a, b, holdA, holdB, task }
 }
 
 t.test('pause and resume with two workers: # Paused once, after both have stopped', async (t) => {
   const env = await setup(t)
-  const { query, source, dest, a, b, holdA, holdB, set } = await heldCopy(t, env, 60)
-  const task = await env.copy(set, query.id, source.id, dest.id)
-  await holdA.reached()
-  await holdB.reached()
+  const { query, dest, a, b, holdA, holdB, task } = await heldCopy(t, env, 60)
   await env.setState(task, 'Pausing', 'Running')
 
   // One worker lets go and stops at its next checkpoint; the other is still busy: no pause yet.
@@ -300,10 +305,7 @@ t.test('pause and resume with two workers: # Paused once, after both have stoppe
 
 t.test('cancel with two workers: both finish the object in progress, then stop', async (t) => {
   const env = await setup(t)
-  const { query, source, dest, a, b, holdA, holdB, set } = await heldCopy(t, env, 60)
-  const task = await env.copy(set, query.id, source.id, dest.id)
-  await holdA.reached()
-  await holdB.reached()
+  const { dest, a, b, holdA, holdB, task } = await heldCopy(t, env, 60)
   await env.setState(task, 'Canceling', 'Running')
   holdA.release()
   holdB.release()

@@ -5,7 +5,8 @@
  */
 import http from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
-import { ADMIN, CHALLENGE, objectSet, setChanges, unauthorized, usersList, usersXml } from './fixture.js'
+import { ADMIN, CHALLENGE, unauthorized, usersList, usersXml } from './fixture.js'
+import { answerSetPatch, send } from './plain-http.js'
 import { listen } from './listen.js'
 
 const EXPECTED = Buffer.from(`${ADMIN.name}:${ADMIN.password}`)
@@ -15,11 +16,6 @@ function authorized(header) {
   if (header === undefined || !header.startsWith('Basic ')) return false
   const given = Buffer.from(header.slice(6), 'base64')
   return given.length === EXPECTED.length && timingSafeEqual(given, EXPECTED)
-}
-
-function send(res, status, type, text, extra) {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': status === 200 ? 'private, no-cache' : 'no-store', ...extra })
-  res.end(text)
 }
 
 const server = http.createServer((req, res) => {
@@ -37,26 +33,7 @@ const server = http.createServer((req, res) => {
   }
   if (method === 'GET' && path === '/api/rest/users.json') return send(res, 200, 'application/json', JSON.stringify(usersList(req.headers.host, '.json')))
   if (method === 'GET' && path === '/api/rest/users.xml') return send(res, 200, 'application/xml', usersXml(req.headers.host))
-  if (method === 'PATCH' && SET_PATH.test(path)) {
-    const chunks = []
-    let size = 0
-    req.on('data', (c) => {
-      size += c.length
-      if (size > 262_144) req.destroy()
-      else chunks.push(c)
-    })
-    req.on('end', () => {
-      let changes
-      try {
-        changes = setChanges(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-      } catch {
-        changes = undefined
-      }
-      if (changes === undefined) return send(res, 400, 'text/plain', 'Send {"objectSet":{…}} as JSON.')
-      send(res, 200, 'application/json', JSON.stringify(objectSet(req.headers.host, changes)))
-    })
-    return
-  }
+  if (method === 'PATCH' && SET_PATH.test(path)) return answerSetPatch(req, res)
   send(res, 404, 'text/plain', 'Not found.')
 })
 

@@ -6,7 +6,8 @@ import { timingSafeEqual } from 'node:crypto'
 import connect from 'connect'
 import auth from 'basic-auth'
 import methodOverride from 'method-override'
-import { ADMIN, CHALLENGE, objectSet, setChanges, unauthorized, usersList, usersXml } from './fixture.js'
+import { ADMIN, CHALLENGE, unauthorized, usersList, usersXml } from './fixture.js'
+import { answerSetPatch, send } from './plain-http.js'
 import { listen } from './listen.js'
 
 const NAME = Buffer.from(ADMIN.name)
@@ -15,11 +16,6 @@ const PASSWORD = Buffer.from(ADMIN.password)
 function same(given, expected) {
   const b = Buffer.from(given)
   return b.length === expected.length && timingSafeEqual(b, expected)
-}
-
-function send(res, status, type, text, extra) {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': status === 200 ? 'private, no-cache' : 'no-store', ...extra })
-  res.end(text)
 }
 
 function pathOf(req) {
@@ -47,23 +43,7 @@ app.use('/api/rest/users.xml', (req, res, next) => {
 })
 app.use('/api/rest/objectSets', (req, res, next) => {
   if (req.method !== 'PATCH' || !/^\/[0-9]{1,15}(?:\?|$)/.test(req.url)) return next()
-  const chunks = []
-  let size = 0
-  req.on('data', (c) => {
-    size += c.length
-    if (size > 262_144) req.destroy()
-    else chunks.push(c)
-  })
-  req.on('end', () => {
-    let changes
-    try {
-      changes = setChanges(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-    } catch {
-      changes = undefined
-    }
-    if (changes === undefined) return send(res, 400, 'text/plain', 'Send {"objectSet":{…}} as JSON.')
-    send(res, 200, 'application/json', JSON.stringify(objectSet(req.headers.host, changes)))
-  })
+  answerSetPatch(req, res)
 })
 
 listen(http.createServer(app), 'connect')

@@ -26,10 +26,17 @@ export function request(base: string, method: string, path: string, options: Req
   const headers: Record<string, string | string[]> = { ...options.headers }
   if (options.basic !== undefined) headers.Authorization = basicHeader(...options.basic)
   if (options.body !== undefined && headers['Content-Length'] === undefined) headers['Content-Length'] = String(Buffer.byteLength(options.body))
+  const target = { host: url.hostname, port: url.port, method, path: url.pathname + url.search, headers, agent: false }
+  return exchange(target, options.timeoutMs, (req) => req.end(options.body))
+}
+
+/**
+ * Send one request as `target` describes (the body written by `send`) and
+ * collect the whole reply; fails after `timeoutMs` (default 30 s).
+ */
+export function exchange(target: http.RequestOptions, timeoutMs = 30_000, send: (req: http.ClientRequest) => void): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: url.hostname, port: url.port, method, path: url.pathname + url.search, headers, agent: false
-    }, (res) => {
+    const req = http.request(target, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
@@ -38,8 +45,8 @@ export function request(base: string, method: string, path: string, options: Req
       })
       res.on('error', reject)
     })
-    req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(new Error(`timeout: ${method} ${path}`)))
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`timeout: ${target.method} ${target.path}`)))
     req.on('error', reject)
-    req.end(options.body)
+    send(req)
   })
 }

@@ -8,12 +8,11 @@
  * `<os tmpdir>/cloudsync-reliability`.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import type tap from 'tap'
-import { request } from '../helpers/http.js'
+import { exchange, request } from '../helpers/http.js'
 import type { Reply, RequestOptions } from '../helpers/http.js'
 
 /** A tap test object (the parameter of a `t.test` callback). */
@@ -182,18 +181,8 @@ export function requestVerbatim(port: number, method: string, rawPath: string, o
   const headers: Record<string, string | string[]> = { ...options.headers }
   const hasLength = Object.keys(headers).some((k) => k.toLowerCase() === 'content-length')
   if (options.body !== undefined && options.chunked !== true && !hasLength) headers['Content-Length'] = String(Buffer.byteLength(options.body))
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: rawPath, headers, agent: false, setHost: headers.Host === undefined }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) })
-      })
-      res.on('error', reject)
-    })
-    req.setTimeout(options.timeoutMs ?? 30_000, () => req.destroy(new Error(`timeout: ${method} ${rawPath}`)))
-    req.on('error', reject)
+  const target = { host: '127.0.0.1', port, method, path: rawPath, headers, agent: false, setHost: headers.Host === undefined }
+  return exchange(target, options.timeoutMs, (req) => {
     if (options.body !== undefined && options.chunked === true) {
       // Two writes: Node then frames the body as chunks.
       const body = Buffer.from(options.body)

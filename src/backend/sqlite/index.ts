@@ -127,8 +127,7 @@ export class SqliteBackend implements Backend {
   private readonly stores: ObjectStoreTable
   private readonly tasks: TaskTable
   private readonly logs: TaskLogTable
-  /** Runs set, store and task writes: grouped per turn, or at once. */
-  private readonly write: <T>(write: () => T) => Promise<T>
+  /** Set, store and task writes grouped per turn (`groupCommit`), else run at once. */
   private readonly writes: GroupCommit | undefined
   private closing: Promise<void> | undefined
 
@@ -171,7 +170,6 @@ export class SqliteBackend implements Backend {
     }
     this.db = db
     this.writes = opts.groupCommit ? new GroupCommit(db) : undefined
-    this.write = this.writes === undefined ? runNow : (write) => this.writes!.run(write)
   }
 
   // ---- service ----
@@ -318,6 +316,11 @@ export class SqliteBackend implements Backend {
   /** Path of a task log's content file (it may not exist). */
   taskLogContentPath(id: number): string {
     return this.logs.contentPath(id)
+  }
+
+  /** A set, store or task write: queued for this turn's commit, or run now. */
+  private write<T>(write: () => T): Promise<T> {
+    return this.writes === undefined ? runNow(write) : this.writes.run(write)
   }
 
   // ---- lifecycle ----

@@ -184,27 +184,14 @@ class DuracloudStore implements ObjectStoreConnector {
     this.description = `DuraCloud store ${s.base} (space ${s.space}, store ${s.providerId})`
   }
 
-  async exists(pid: string, signal?: AbortSignal): Promise<boolean> {
-    const id = this.s.prefix + pid
-    const a = await this.request({ method: 'HEAD', id, signal })
-    await a.discard()
-    if (a.response.status === 200) return true
-    if (a.response.status === 404) return false
-    throw this.statusError('HEAD', id, a.response.status)
+  exists(pid: string, signal?: AbortSignal): Promise<boolean> {
+    return this.itemExists(this.s.prefix + pid, signal)
   }
 
   async readObject(pid: string): Promise<FoxmlObject | undefined> {
     const id = this.s.prefix + pid
-    const a = await this.request({ method: 'GET', id })
-    if (a.response.status === 404) {
-      await a.discard()
-      return undefined
-    }
-    if (a.response.status !== 200) {
-      await a.discard()
-      throw this.statusError('GET', id, a.response.status)
-    }
-    const text = await this.readText(a, 'GET', id)
+    const text = await this.getText(id)
+    if (text === undefined) return undefined
     const obj = parseFoxml(text)
     if (obj === undefined) throw new Error(`The item ${id} in the ${this.description} is not valid FOXML 1.1; repair or remove it.`)
     if (obj.pid !== pid) throw new Error(`The item ${id} in the ${this.description} declares the PID ${obj.pid}; repair or remove it.`)
@@ -218,16 +205,9 @@ class DuracloudStore implements ObjectStoreConnector {
     await a.discard()
     if (a.response.status !== 404) throw this.statusError('GET', id, a.response.status)
     const manifestId = id + MANIFEST_SUFFIX
-    const m = await this.request({ method: 'GET', id: manifestId })
-    if (m.response.status === 404) {
-      await m.discard()
-      return undefined
-    }
-    if (m.response.status !== 200) {
-      await m.discard()
-      throw this.statusError('GET', manifestId, m.response.status)
-    }
-    const manifest = parseChunksManifest(await this.readText(m, 'GET', manifestId))
+    const text = await this.getText(manifestId)
+    if (text === undefined) return undefined
+    const manifest = parseChunksManifest(text)
     if (typeof manifest === 'string') throw new Error(`The chunk manifest ${manifestId} in the ${this.description} ${manifest}; repair or remove it.`)
     return Readable.from(this.chunks(manifestId, manifest))
   }
@@ -266,7 +246,7 @@ class DuracloudStore implements ObjectStoreConnector {
     const written = new Set<string>()
     const put = async (id: string, body: Body, contentType: string, md5: string): Promise<void> => {
       // When replacing, an item already there (e.g. the same version's content) belongs to the old object too.
-      const fresh = !existed || !(await this.itemExists(id))
+      const fresh = !existed || !(await this.itemExists(id, this.s.signal))
       await this.putWithRetries(id, body, contentType, md5, pid)
       written.add(id)
       if (fresh) created.push(id)
@@ -327,9 +307,9 @@ class DuracloudStore implements ObjectStoreConnector {
     await put(id + MANIFEST_SUFFIX, memoryBody(manifest), 'application/xml', md5Hex(manifest))
   }
 
-  /** Whether an item is there now (for the write's bookkeeping). */
-  private async itemExists(id: string): Promise<boolean> {
-    const a = await this.request({ method: 'HEAD', id, signal: this.s.signal })
+  /** Whether an item is there now: 200 yes, 404 no, anything else an error [D47]. */
+  private async itemExists(id: string, signal: AbortSignal | undefined): Promise<boolean> {
+    const a = await this.request({ method: 'HEAD', id, signal })
     await a.discard()
     if (a.response.status === 200) return true
     if (a.response.status === 404) return false
@@ -518,6 +498,17 @@ class DuracloudStore implements ObjectStoreConnector {
     else if (status >= 500) hint = 'the DuraCloud server failed; try again later'
     else hint = "check the store's URL, provider id and space"
     return new Error(`${where}: ${hint}.`)
+  }
+
+  /** An item's whole text, or `undefined` when it does not exist (404); other answers are errors. */
+  private async getText(id: string): Promise<string | undefined> {
+    const a = await this.request({ method: 'GET', id })
+    if (a.response.status !== 200) {
+      await a.discard()
+      if (a.response.status === 404) return undefined
+      throw this.statusError('GET', id, a.response.status)
+    }
+    return this.readText(a, 'GET', id)
   }
 
   private async readText(a: Exchange, method: string, id: string | undefined): Promise<string> {

@@ -115,26 +115,30 @@ export class UnsupportedStoreError extends Error {
 export function connectorFor(record: ObjectStoreRecord, options: ConnectorOptions = {}): ObjectStoreConnector {
   switch (record.type) {
     case 'filesystem': {
-      const path = storeMember(record, 'path')
+      const path = new StoreData(record).required('path')
       return filesystemConnector({ path, staleTempMs: options.staleTempMs, durable: options.durable })
     }
-    case 'fedora':
+    case 'fedora': {
+      const data = new StoreData(record)
       return remote(record, () => fedoraConnector({
-        url: allowedUrl(record, options.outbound),
-        username: storeMember(record, 'username'),
-        password: storeMember(record, 'password', false),
+        url: data.allowedUrl(options.outbound),
+        username: data.required('username'),
+        password: data.required('password', false),
         ...(options.outbound === undefined ? {} : { outbound: options.outbound }),
       }))
-    case 'duracloud':
+    }
+    case 'duracloud': {
+      const data = new StoreData(record)
       return remote(record, () => duracloudConnector({
-        url: allowedUrl(record, options.outbound),
-        username: storeMember(record, 'username'),
-        password: storeMember(record, 'password', false),
-        providerId: storeMember(record, 'providerId'),
-        space: storeMember(record, 'space'),
-        prefix: optionalMember(record, 'prefix'),
+        url: data.allowedUrl(options.outbound),
+        username: data.required('username'),
+        password: data.required('password', false),
+        providerId: data.required('providerId'),
+        space: data.required('space'),
+        prefix: data.optional('prefix'),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       }))
+    }
     default:
       throw new UnsupportedStoreError(`Object store "${String(record.name)}" has the unknown type "${String(record.type)}".`)
   }
@@ -150,40 +154,46 @@ function remote(record: ObjectStoreRecord, create: () => ObjectStoreConnector): 
   }
 }
 
-/** The store's `url`, checked against the outbound host allow-list. */
-function allowedUrl(record: ObjectStoreRecord, policy: OutboundPolicy | undefined): string {
-  const url = storeMember(record, 'url')
-  let parsed: URL | undefined
-  try {
-    parsed = new URL(url)
-  } catch {
-    parsed = undefined
-  }
-  if (parsed !== undefined && policy !== undefined && !isHostAllowed(parsed, policy)) {
-    throw new Error(`Object store "${record.name}" is at ${parsed.hostname}, which this server may not contact; ask the administrator to add it to ${OUTBOUND_HOSTS_ENV}.`)
-  }
-  return url
-}
+/** A store record's data JSON, parsed once; its errors name the store and say how to fix it. */
+class StoreData {
+  private readonly members: Record<string, unknown>
 
-/**
- * A required string member of the store's data JSON (numbers/booleans coerced
- * [D22]); `trim` off for secrets, whose spaces are part of them.
- */
-function storeMember(record: ObjectStoreRecord, name: string, trim = true): string {
-  const text = optionalMember(record, name)
-  if (text.trim() === '') throw new Error(`Object store "${record.name}" has no "${name}" in its data; recreate the store.`)
-  return trim ? text.trim() : text
-}
-
-/** A string member of the store's data JSON, `''` when absent or not a scalar. */
-function optionalMember(record: ObjectStoreRecord, name: string): string {
-  let data: unknown
-  try {
-    data = JSON.parse(record.data)
-  } catch {
-    throw new Error(`Object store "${record.name}" has data that is not valid JSON; recreate the store.`)
+  constructor(private readonly record: ObjectStoreRecord) {
+    let data: unknown
+    try {
+      data = JSON.parse(record.data)
+    } catch {
+      throw new Error(`Object store "${record.name}" has data that is not valid JSON; recreate the store.`)
+    }
+    this.members = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : {}
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data) || !Object.hasOwn(data, name)) return ''
-  const value = (data as Record<string, unknown>)[name]
-  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : ''
+
+  /** A string member, `''` when absent or not a scalar (numbers/booleans coerced [D22]). */
+  optional(name: string): string {
+    if (!Object.hasOwn(this.members, name)) return ''
+    const value = this.members[name]
+    return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : ''
+  }
+
+  /** A required member; `trim` off for secrets, whose spaces are part of them. */
+  required(name: string, trim = true): string {
+    const text = this.optional(name)
+    if (text.trim() === '') throw new Error(`Object store "${this.record.name}" has no "${name}" in its data; recreate the store.`)
+    return trim ? text.trim() : text
+  }
+
+  /** The `url` member, checked against the outbound host allow-list. */
+  allowedUrl(policy: OutboundPolicy | undefined): string {
+    const url = this.required('url')
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(url)
+    } catch {
+      parsed = undefined
+    }
+    if (parsed !== undefined && policy !== undefined && !isHostAllowed(parsed, policy)) {
+      throw new Error(`Object store "${this.record.name}" is at ${parsed.hostname}, which this server may not contact; ask the administrator to add it to ${OUTBOUND_HOSTS_ENV}.`)
+    }
+    return url
+  }
 }

@@ -39,7 +39,7 @@ export async function runCopy(ctx: RunContext): Promise<void> {
   const connectors = new Map<number, Promise<ObjectStoreConnector>>()
   const connector = (id: number) => {
     let c = connectors.get(id)
-    if (c === undefined) connectors.set(id, (c = connectorOf(ctx.backend, id, { ...ctx.storeOptions, signal: ctx.signal })))
+    if (c === undefined) connectors.set(id, (c = connectorOf(ctx.backend, id, ctx.storeOptions)))
     return c
   }
   const query = await connector(data.queryStoreId)

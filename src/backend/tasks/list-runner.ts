@@ -15,7 +15,7 @@ import type { RunContext } from './runner.js'
 export async function runList(ctx: RunContext): Promise<void> {
   const data = taskDataOf(ctx.task, 'list')
   const set = await objectSetOf(ctx.backend, data.setId)
-  const store = await connectorOf(ctx.backend, data.storeId, { ...ctx.storeOptions, signal: ctx.signal })
+  const store = await connectorOf(ctx.backend, data.storeId, ctx.storeOptions)
   for await (const pid of enumerateObjectSet(store, set, ctx.signal)) {
     await ctx.log.line(pid)
     await ctx.checkpoint()

@@ -29,6 +29,7 @@ export interface RunContext {
   readonly log: LogContent
   /** Aborted when the run is canceled: pass it to long enumerations. */
   readonly signal: AbortSignal
+  /** Options for this run's store connectors, `signal` included. */
   readonly storeOptions: ConnectorOptions
   /**
    * Whether the body may do its work in a worker thread (the manager's
@@ -145,7 +146,8 @@ export class TaskRunner {
       task,
       log,
       signal: this.abort.signal,
-      storeOptions,
+      // Remote stores stop waiting (retries, transfers) when the run is canceled.
+      storeOptions: { ...storeOptions, signal: this.abort.signal },
       workerThreads,
       ...(copyThreads === undefined ? {} : { copyThreads }),
       checkpoint: () => this.checkpoint(),
